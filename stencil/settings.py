@@ -1,0 +1,101 @@
+"""One typed settings object, read from ``STENCIL_*`` environment variables.
+
+With nothing set, Stencil runs embedded: a SQLite file, Celery on kombu's filesystem transport
+and an output folder, all under ``STENCIL_DATA_DIR`` (default ``./.stencil``), with the offline
+``preview`` provider. Point the URLs at Postgres, Redis and S3 and the same code runs a fleet.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_URL_TTL_S = 7 * 24 * 3600
+
+
+class Settings(BaseSettings):
+    """Everything Stencil reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="STENCIL_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".stencil"), description="Home of the embedded default")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite")
+    broker_url: str | None = Field(default=None, description="Celery broker; default filesystem")
+    storage_url: str | None = Field(default=None, description="Folder path or s3://bucket/prefix")
+    s3_endpoint_url: str | None = None
+    provider: str = "preview"
+    model: str = "gemini-2.5-flash-image"
+    url_ttl_s: int = Field(default=3600, description="Lifetime of signed URLs in seconds")
+
+    # Vertex AI and the Gemini Developer API.
+    vertex_project: str | None = None
+    vertex_location: str = "us-central1"
+    vertex_api_key: SecretStr | None = None
+    vertex_access_token: SecretStr | None = None
+    vertex_base_url: str | None = None
+    vertex_api_version: str = "v1"
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
+    request_timeout_s: float = 120.0
+
+    # Retries (owned by Stencil; the SDK's own retries stay off).
+    max_attempts: int = Field(default=6, description="Attempts per item for retryable failures")
+    no_image_retries: int = Field(default=1, description="Extra tries after a 200 without image")
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+
+    # Scheduling.
+    window_initial: float = 4.0
+    window_ceiling: float = 256.0
+    rpm_ceiling: float | None = Field(default=None, description="Optional requests per minute cap")
+    prefetch_slack: int = 2
+    lease_s: float = 60.0
+    dispatch_lease_s: float = 300.0
+    tick_s: float = 0.1
+    auth_failure_limit: int = 3
+
+    # The guarded fetcher: hosts admitted although not global (tests only).
+    fetch_allow_hosts: list[str] = Field(default_factory=list)
+    fetch_max_bytes: int = 20 * 1024 * 1024
+    fetch_timeout_s: float = 20.0
+
+    @field_validator("url_ttl_s")
+    @classmethod
+    def _ttl_in_range(cls, value: int) -> int:
+        if not 1 <= value <= MAX_URL_TTL_S:
+            raise ValueError(f"must be between 1 and {MAX_URL_TTL_S} seconds (7 days)")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'stencil.db').resolve()}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str((self.data_dir / "output").resolve())
+
+    def ensure_dirs(self) -> None:
+        """Create the embedded folders this configuration uses."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.embedded_broker:
+            for name in ("in", "processed"):
+                (self.broker_dir / name).mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()
