@@ -131,4 +131,6 @@ def estimate_micros(
     """A pre-submit estimate of one item's cost: output tokens from the table, input guessed."""
     spec = spec_for(model)
     prompt_tokens = math.ceil(len(prompt) * TEXT_TOKENS_PER_CHAR) + ref_count * TOKENS_PER_REF_IMAGE
-    return cost_micros(model, prompt_tokens=prompt_tokens, output_tokens=spec.output_tokens(image_size))
+    return cost_micros(
+        model, prompt_tokens=prompt_tokens, output_tokens=spec.output_tokens(image_size)
+    )

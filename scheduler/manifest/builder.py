@@ -1,0 +1,246 @@
+"""Rows to items: render each row, resolve its references, check its keys, fingerprint it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2.exceptions import UndefinedError
+
+from scheduler.fingerprint import item_fingerprint
+from scheduler.manifest import values as check
+from scheduler.manifest.keys import unsafe_key_reason
+from scheduler.manifest.plan import ItemSpec, ResolvedRef
+from scheduler.manifest.problems import Problems
+from scheduler.manifest.recipe import Recipe
+from scheduler.manifest.refs import RefResolver
+from scheduler.manifest.rows import Row
+from scheduler.manifest.templates import Template, compile_template
+from stencil.catalog import estimate_micros
+
+_Content = tuple[str, tuple[ResolvedRef, ...]]
+
+
+class Builder:
+    """Turns rows into :class:`ItemSpec` one at a time, recording every problem it meets."""
+
+    def __init__(
+        self, recipe: Recipe, *, batch_id: str, resolver: RefResolver, problems: Problems
+    ) -> None:
+        self.recipe = recipe
+        self.batch_id = batch_id
+        self.resolver = resolver
+        self.problems = problems
+        self.items: list[ItemSpec] = []
+        self._keys: dict[str, str] = {}  # key -> label of the row that has it
+        self._outputs: dict[str, str] = {}  # output key -> label of the item that has it
+        self._prompts: dict[str, Template | str] = {}  # CSV form: compiled per distinct cell
+        self._row: Row | None = None
+        by_variant = recipe.prompt is not None and "variant" in recipe.prompt.names
+        self._content_by_variant = by_variant or any(
+            "variant" in tmpl.names for _, tmpl in recipe.images
+        )
+
+    def problem(self, message: str, fld: str) -> None:
+        assert self._row is not None
+        self.problems.add(self._row.file, message, row=self._row.number, field=fld)
+
+    def render(self, tmpl: Template, ctx: dict[str, Any], fld: str) -> str | None:
+        try:
+            return tmpl.render(ctx)
+        except UndefinedError as exc:
+            missing = sorted(name for name in tmpl.names if name not in ctx)
+            if missing:
+                self.problem(f"the row has no column {', '.join(map(repr, missing))}", fld)
+            else:
+                self.problem(f"template failed: {exc.message}", fld)
+        except Exception as exc:  # a sandboxed template may raise anything: report it
+            self.problem(f"template failed: {type(exc).__name__}: {exc}", fld)
+        return None
+
+    def add(self, row: Row, ordinal: int) -> None:
+        """Check one row and, when it is clean, append its items."""
+        self._row = row
+        before = len(self.problems)
+        ctx = dict(row.values)
+        ctx["batch"] = self.batch_id
+        ctx["row"] = ordinal
+        aspect, size, variants = self._overrides(row.values)
+        key = self._key(ctx)
+        ctx["key"] = key or ""
+        prompt_tmpl = self._prompt_template(row.values)
+        by_variant = self._content_by_variant or (
+            prompt_tmpl is not None and "variant" in prompt_tmpl.names
+        )
+        content = None if by_variant else self._content(ctx, prompt_tmpl)
+        made: list[ItemSpec] = []
+        for variant in range(1, variants + 1):
+            ctx["variant"] = variant
+            if by_variant:
+                content = self._content(ctx, prompt_tmpl)
+            output = self._output(ctx, variant)
+            if content is None or output is None or key is None or len(self.problems) > before:
+                continue
+            prompt, refs = content
+            seq = len(self.items) + len(made)
+            made.append(self._item(seq, key, variant, prompt, refs, aspect, size, output))
+        if len(self.problems) == before:
+            self.items.extend(made)
+
+    def _overrides(self, values: dict[str, Any]) -> tuple[str | None, str | None, int]:
+        r = self.recipe
+        aspect, size, variants = r.aspect_ratio, r.image_size, r.variants
+        if not check.is_blank(values.get("aspect_ratio")):
+            aspect, msg = check.check_aspect_ratio(values["aspect_ratio"], r.spec)
+            if msg:
+                self.problem(msg, "aspect_ratio")
+        if not check.is_blank(values.get("image_size")):
+            size, msg = check.check_image_size(values["image_size"], r.spec)
+            if msg:
+                self.problem(msg, "image_size")
+        if not check.is_blank(values.get("variants")):
+            number, msg = check.check_variants(values["variants"])
+            if msg:
+                self.problem(msg, "variants")
+            variants = number or 1
+        return aspect, size, variants
+
+    def _key(self, ctx: dict[str, Any]) -> str | None:
+        r = self.recipe
+        if r.csv_form:
+            key: str | None = str(ctx.get("key", ""))
+        elif r.key is None:
+            return None
+        else:
+            key = self.render(r.key, ctx, "key")
+        if key is None:
+            return None
+        key = key.strip()
+        if not key:
+            self.problem("the key renders empty; every row needs a unique key", "key")
+            return None
+        assert self._row is not None
+        first = self._keys.setdefault(key, self._row.label)
+        if first != self._row.label:
+            self.problem(f"duplicate key {key!r}: {first} has the same key", "key")
+            return None
+        return key
+
+    def _prompt_template(self, values: dict[str, Any]) -> Template | None:
+        if not self.recipe.csv_form:
+            return self.recipe.prompt
+        source = str(values.get("prompt", ""))
+        compiled = self._prompts.get(source)
+        if compiled is None:
+            compiled = self._prompts[source] = compile_template(self.recipe.env, source)
+        if isinstance(compiled, str):
+            self.problem(compiled, "prompt")
+            return None
+        return compiled
+
+    def _content(self, ctx: dict[str, Any], prompt_tmpl: Template | None) -> _Content | None:
+        """The rendered prompt and the resolved references, or None after recording problems."""
+        prompt = None
+        fld = "prompt" if self.recipe.csv_form else "template.prompt"
+        if prompt_tmpl is not None:
+            prompt = self.render(prompt_tmpl, ctx, fld)
+            if prompt is not None:
+                prompt = prompt.strip()
+                if not prompt:
+                    self.problem("the prompt renders empty", fld)
+                    prompt = None
+        refs = self._refs(ctx)
+        if prompt is None or refs is None:
+            return None
+        return prompt, refs
+
+    def _sources(self, ctx: dict[str, Any]) -> list[tuple[str, str]] | None:
+        r = self.recipe
+        if r.csv_form:
+            cells = ((column, str(ctx.get(column) or "").strip()) for column in r.image_columns)
+            return [(column, cell) for column, cell in cells if cell]
+        sources: list[tuple[str, str]] | None = []
+        for fld, tmpl in r.images:
+            source = self.render(tmpl, ctx, fld)
+            if source is None:
+                sources = None
+            elif source.strip() and sources is not None:
+                sources.append((fld, source.strip()))
+        return sources
+
+    def _refs(self, ctx: dict[str, Any]) -> tuple[ResolvedRef, ...] | None:
+        sources = self._sources(ctx)
+        if sources is None:
+            return None
+        refs: list[ResolvedRef] = []
+        for fld, source in sources:
+            found = self.resolver.resolve(source)
+            if isinstance(found, str):
+                self.problem(found, fld)
+            else:
+                refs.append(found)
+        limit = self.recipe.spec.max_ref_images
+        if len(sources) > limit:
+            fld = "image columns" if self.recipe.csv_form else "template.images"
+            self.problem(
+                f"{len(sources)} reference images; {self.recipe.spec.name} takes at most {limit}",
+                fld,
+            )
+            return None
+        return tuple(refs) if len(refs) == len(sources) else None
+
+    def _output(self, ctx: dict[str, Any], variant: int) -> str | None:
+        tmpl = self.recipe.output
+        if tmpl is None:
+            return None
+        fld = self.recipe.output_field
+        output = self.render(tmpl, ctx, fld)
+        if output is None:
+            return None
+        reason = unsafe_key_reason(output)
+        if reason:
+            self.problem(f"output key {output!r} {reason}", fld)
+            return None
+        assert self._row is not None
+        here = f"{self._row.label} variant {variant}"
+        first = self._outputs.setdefault(output, here)
+        if first != here:
+            self.problem(f"duplicate output key {output!r}: {first} has the same key", fld)
+            return None
+        return output
+
+    def _item(
+        self,
+        seq: int,
+        key: str,
+        variant: int,
+        prompt: str,
+        refs: tuple[ResolvedRef, ...],
+        aspect: str | None,
+        size: str | None,
+        output: str,
+    ) -> ItemSpec:
+        r = self.recipe
+        assert self._row is not None
+        return ItemSpec(
+            seq=seq,
+            key=key,
+            variant=variant,
+            row_label=self._row.label,
+            prompt=prompt,
+            refs=refs,
+            aspect_ratio=aspect,
+            image_size=size,
+            output_key=output,
+            fingerprint=item_fingerprint(
+                provider=r.provider,
+                model=r.model,
+                prompt=prompt,
+                ref_digests=[ref.digest for ref in refs],
+                aspect_ratio=aspect,
+                image_size=size,
+                variant=variant,
+            ),
+            estimate_micros=estimate_micros(
+                r.model, prompt=prompt, ref_count=len(refs), image_size=size
+            ),
+        )

@@ -1,0 +1,148 @@
+"""The rows of a manifest: a CSV file, a JSONL file, or an inline list of mappings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scheduler.manifest.problems import Problems
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row and its place: ``number`` is the file's line number, or the list index inline."""
+
+    file: str
+    number: int
+    label: str
+    values: dict[str, Any]
+
+
+def read_text(path: Path, display: str, problems: Problems) -> str | None:
+    """A UTF-8 file's text (a BOM is tolerated), or None after recording why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.add(display, f"cannot read the file: {exc.strerror or exc}")
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        problems.add(display, "is not UTF-8 text", row=line)
+        return None
+
+
+class CsvTable:
+    """A CSV file with a header (line 1); iterating yields its rows with their line numbers."""
+
+    def __init__(self, path: Path, display: str, problems: Problems) -> None:
+        self.display = display
+        self.name = path.name
+        self.problems = problems
+        self.header: list[str] | None = None
+        self._reader: Any = None
+        text = read_text(path, display, problems)
+        if text is None:
+            return
+        self._reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        try:
+            first = next(self._reader, None)
+        except csv.Error as exc:
+            problems.add(display, f"malformed CSV header: {exc}", row=1)
+            return
+        if not first:
+            problems.add(
+                display, "has no header line (the first line must name the columns)", row=1
+            )
+            return
+        header = [cell.strip() for cell in first]
+        ok = True
+        for index, cell in enumerate(header):
+            if not cell:
+                problems.add(display, f"header cell {index + 1} is empty", row=1)
+                ok = False
+            elif header.index(cell) != index:
+                problems.add(display, f"header names column {cell!r} twice", row=1)
+                ok = False
+        if ok:
+            self.header = header
+
+    def __iter__(self) -> Iterator[Row]:
+        if self.header is None:
+            return
+        header, width, reader = self.header, len(self.header), self._reader
+        display, name, problems = self.display, self.name, self.problems
+        last = reader.line_num
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                problems.add(display, f"malformed CSV: {exc}", row=last + 1)
+                return
+            line, last = last + 1, reader.line_num
+            if not cells:
+                continue
+            if len(cells) != width:
+                problems.add(
+                    display, f"has {len(cells)} cells but the header has {width}", row=line
+                )
+                continue
+            yield Row(display, line, f"{name} line {line}", dict(zip(header, cells, strict=True)))
+
+
+def jsonl_rows(path: Path, display: str, problems: Problems) -> Iterator[Row]:
+    """The objects of a JSONL file, one per non-blank line."""
+    text = read_text(path, display, problems)
+    if text is None:
+        return
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.add(display, f"invalid JSON: {exc.msg}", row=line)
+            continue
+        if not isinstance(value, dict):
+            problems.add(display, "each line must be a JSON object", row=line)
+            continue
+        yield Row(display, line, f"{path.name} line {line}", value)
+
+
+def inline_rows(rows: list[Any], display: str, problems: Problems) -> Iterator[Row]:
+    """The mappings of an inline ``rows:`` list, numbered by index."""
+    for index, value in enumerate(rows):
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            problems.add(
+                display, "each row must be a mapping of column names", row=index, field="rows"
+            )
+            continue
+        yield Row(display, index, f"rows[{index}]", value)
+
+
+def resolve_inside(root: Path, relative: str) -> Path | str:
+    """``relative`` under ``root``, symlinks resolved; or why it is not inside ``root``."""
+    if not relative or "\x00" in relative:
+        return "is not a valid path"
+    candidate = root / relative
+    try:
+        real = candidate.resolve(strict=True)
+    except FileNotFoundError:
+        return "does not exist"
+    except (OSError, RuntimeError) as exc:
+        return f"cannot be resolved: {exc}"
+    if not real.is_relative_to(root.resolve()):
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            return "is outside the manifest's folder"
+        return "resolves (through a symlink) outside the manifest's folder"
+    if not real.is_file():
+        return "is not a regular file"
+    return real

@@ -1,0 +1,3 @@
+from stencil.cli.app import main
+
+main()

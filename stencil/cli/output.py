@@ -1,0 +1,72 @@
+"""Printing for the CLI: JSON for scripts, Rich tables for people, CSV safe for spreadsheets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def csv_safe(value: Any) -> Any:
+    """Neutralise spreadsheet formulas: a cell starting with = + - @ tab or CR gets a quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    writer: csv.DictWriter[str] | None = None
+    count = 0
+    for row in rows:
+        if writer is None:
+            writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
+            writer.writeheader()
+        writer.writerow({k: csv_safe(v) for k, v in row.items()})
+        count += 1
+    return count
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    count = 0
+    for row in rows:
+        out.write(json.dumps(row, default=str) + "\n")
+        count += 1
+    return count
+
+
+def results_table(rows: list[dict[str, Any]], *, limit: int = 50) -> Table:
+    table = Table(show_lines=False)
+    for column in ("key", "variant", "status", "cost_usd", "storage_key / error"):
+        table.add_column(column)
+    for row in rows[:limit]:
+        detail = row["error"] or row["storage_key"]
+        table.add_row(
+            row["key"], str(row["variant"]), row["status"], f"{row['cost_usd']:.4f}", detail
+        )
+    if len(rows) > limit:
+        table.caption = f"{len(rows) - limit} more rows: see `stencil results`"
+    return table
+
+
+def kv_table(data: dict[str, Any]) -> Table:
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in data.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value, default=str)
+        table.add_row(key, "" if value is None else str(value))
+    return table

@@ -1,0 +1,178 @@
+"""Any S3-compatible endpoint as the image store (AWS, MinIO, moto).
+
+Credentials and region come the standard AWS way (environment, shared config, instance role);
+the region defaults to us-east-1 when none is configured. With an explicit ``endpoint_url`` the
+client uses path-style addressing, which MinIO and moto need. Clients are built on first use and
+reused: boto3 clients are thread-safe, sessions are not, so each client gets its own session.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stencil.errors import ConfigError, InputError, ObjectMissing, StorageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+DEFAULT_REGION = "us-east-1"
+MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def make_client(endpoint_url: str | None = None) -> S3Client:
+    """A new S3 client with its own session, signature v4, path-style for custom endpoints."""
+    session = boto3.session.Session()
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+        retries={"mode": "standard", "max_attempts": 3},
+    )
+    client: S3Client = session.client(
+        "s3",
+        endpoint_url=endpoint_url or None,
+        region_name=session.region_name or DEFAULT_REGION,
+        config=config,
+    )
+    return client
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` as ``("bucket", "some/key")``."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise InputError(f"not an s3://bucket/key URL: {url!r}")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+class S3Storage:
+    """Objects under ``s3://bucket/prefix``."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: S3Client | None = None,
+        *,
+        endpoint_url: str | None = None,
+    ) -> None:
+        if not bucket:
+            raise ConfigError("an S3 store needs a bucket name")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint_url = endpoint_url
+        self._client = client
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, endpoint_url: str | None = None) -> S3Storage:
+        """The store named by ``s3://bucket/prefix``."""
+        try:
+            bucket, prefix = parse_s3_url(url)
+        except InputError as exc:
+            raise ConfigError(str(exc)) from exc
+        return cls(bucket, prefix, endpoint_url=endpoint_url)
+
+    @property
+    def client(self) -> S3Client:
+        """This store's client, built on first use."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = make_client(self.endpoint_url)
+        return self._client
+
+    def object_key(self, key: str) -> str:
+        """The S3 key that holds ``key``."""
+        if not key or key.startswith("/"):
+            raise StorageError(f"invalid storage key {key!r}")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        name = self.object_key(key)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=name, Body=data, ContentType=content_type
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"cannot write {self._where(name)}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        return _read(self.client, self.bucket, self.object_key(key))
+
+    def exists(self, key: str) -> bool:
+        name = self.object_key(key)
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=name)
+        except ClientError as exc:
+            if _is_missing(exc):
+                return False
+            raise StorageError(f"cannot check {self._where(name)}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot check {self._where(name)}: {exc}") from exc
+        return True
+
+    def url(self, key: str, ttl_s: int) -> str:
+        """A presigned GET URL valid for ``ttl_s`` seconds."""
+        name = self.object_key(key)
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": name}, ExpiresIn=ttl_s
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"cannot sign a URL for {self._where(name)}: {exc}") from exc
+        return url
+
+    def describe(self) -> str:
+        place = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        endpoint = self.endpoint_url or str(self.client.meta.endpoint_url)
+        return f"{place} ({_without_userinfo(endpoint)})"
+
+    def _where(self, name: str) -> str:
+        return f"s3://{self.bucket}/{name}"
+
+
+def read_s3_url(url: str, *, endpoint_url: str | None) -> bytes:
+    """The bytes of an ``s3://bucket/key`` object in any bucket (reference images)."""
+    bucket, key = parse_s3_url(url)
+    if not key:
+        raise InputError(f"no object key in {url!r}")
+    return _read(_shared_client(endpoint_url), bucket, key)
+
+
+@lru_cache(maxsize=8)
+def _shared_client(endpoint_url: str | None) -> S3Client:
+    return make_client(endpoint_url)
+
+
+def _read(client: S3Client, bucket: str, name: str) -> bytes:
+    try:
+        response = client.get_object(Bucket=bucket, Key=name)
+        data: bytes = response["Body"].read()
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise ObjectMissing(f"no object s3://{bucket}/{name}") from exc
+        raise StorageError(f"cannot read s3://{bucket}/{name}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"cannot read s3://{bucket}/{name}: {exc}") from exc
+    return data
+
+
+def _is_missing(exc: ClientError) -> bool:
+    response: Any = exc.response
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in MISSING_CODES or (status == 404 and code != "NoSuchBucket")
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

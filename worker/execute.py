@@ -1,0 +1,264 @@
+"""Run one item: open a fenced attempt, call the provider, store the image, record the result.
+
+The attempt is committed as ``calling`` (with its budget reservation) before the paid call, the
+image and its sidecar are written to storage before the result is committed, and the result is
+applied only if the attempt still owns the item. A crash anywhere leaves a state the sweeper
+can finish from the database and storage without paying twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from models.base import utcnow
+from models.db import session_scope
+from models.queries import attempts as attempt_queries
+from models.queries import batches as batch_queries
+from models.queries import items as item_queries
+from models.statuses import AttemptState, BatchStatus, ItemStatus
+from models.tables import Attempt, Batch, Item
+from scheduler.retry import next_step
+from stencil.errors import ConfigError, StorageError
+from stencil.ids import IdKind, new_id
+from stencil.settings import Settings
+from stencil.storage.base import Storage
+from worker.leases import LeaseKeeper
+from worker.providers import Provider
+from worker.providers.base import ImageRequest, ImageResult
+from worker.refs import RefCache
+from worker.sidecar import build_sidecar, sidecar_key
+
+log = logging.getLogger(__name__)
+BUDGET_WAIT_S = 1.0
+
+
+class RunOutcome(StrEnum):
+    """What ``run_item`` did with a message."""
+
+    skipped = "skipped"  # the item was not dispatched (duplicate message, cancelled, paused)
+    deferred = "deferred"  # the batch budget had no room now; back to queued
+    recorded = "recorded"  # an attempt ran and its result was recorded
+    superseded = "superseded"  # an attempt ran but a newer one owns the item
+
+
+@dataclass
+class WorkerContext:
+    """What a worker process keeps between tasks."""
+
+    settings: Settings
+    storage: Storage
+    providers: dict[str, Provider]
+    refs: RefCache
+    leases: LeaseKeeper
+    name: str = socket.gethostname()
+
+    def provider(self, name: str) -> Provider:
+        if name not in self.providers:
+            from worker.providers import get_provider
+
+            self.providers[name] = get_provider(name, self.settings)
+        return self.providers[name]
+
+
+def run_item(item_id: str, ctx: WorkerContext) -> RunOutcome:
+    opened = _open_attempt(item_id, ctx)
+    if isinstance(opened, RunOutcome):
+        return opened
+    batch, item, attempt = opened
+    ctx.leases.hold(item.id, attempt.id)
+    try:
+        result = _call(batch, item, ctx)
+        if result.state is AttemptState.succeeded:
+            result = _store(batch, item, attempt, result, ctx)
+        return _record(batch, item, attempt, result, ctx)
+    finally:
+        ctx.leases.release(item.id)
+
+
+def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attempt] | RunOutcome:
+    now = utcnow()
+    with session_scope() as session:
+        item = item_queries.get_item(session=session, item_id=item_id)
+        if item is None or item.status != ItemStatus.dispatched.value:
+            return RunOutcome.skipped
+        batch = batch_queries.get_batch(session=session, batch_id=item.batch_id)
+        assert batch is not None
+        if batch.status != BatchStatus.running.value:
+            ended = batch.status == BatchStatus.cancelled.value
+            item_queries.release_dispatched(
+                session=session,
+                item_id=item_id,
+                values={
+                    "status": (ItemStatus.cancelled if ended else ItemStatus.queued).value,
+                    "finished_at": now if ended else None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                },
+            )
+            return RunOutcome.skipped
+        if not batch_queries.reserve_budget(
+            session=session, batch_id=batch.id, micros=item.estimate_micros
+        ):
+            item_queries.release_dispatched(
+                session=session,
+                item_id=item_id,
+                values={
+                    "status": ItemStatus.queued.value,
+                    "not_before": now + timedelta(seconds=BUDGET_WAIT_S),
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                },
+            )
+            return RunOutcome.deferred
+        attempt_id = new_id(IdKind.attempt)
+        if not item_queries.start_running(
+            session=session,
+            item_id=item_id,
+            attempt_id=attempt_id,
+            lease_s=ctx.settings.lease_s,
+            now=now,
+        ):
+            session.rollback()
+            return RunOutcome.skipped
+        attempt = attempt_queries.open_attempt(
+            session=session,
+            attempt_id=attempt_id,
+            item_id=item_id,
+            batch_id=batch.id,
+            number=item.attempts + 1,
+            worker=ctx.name,
+            reserved_micros=item.estimate_micros,
+            now=now,
+        )
+        session.flush()
+        session.refresh(item)
+    return batch, item, attempt
+
+
+def _call(batch: Batch, item: Item, ctx: WorkerContext) -> ImageResult:
+    try:
+        refs = ctx.refs.load(item.refs, ctx.storage)
+        request = ImageRequest(
+            model=batch.model,
+            prompt=item.prompt,
+            refs=refs,
+            aspect_ratio=item.aspect_ratio,
+            image_size=item.image_size,
+            labels={"stencil-batch": batch.id.lower(), "stencil-item": item.id.lower()},
+        )
+        return ctx.provider(batch.provider).generate(request)
+    except ConfigError as exc:
+        return ImageResult(state=AttemptState.auth, message=str(exc))
+    except StorageError as exc:
+        return ImageResult(state=AttemptState.transient, message=f"reference image: {exc}")
+    except Exception as exc:  # a bug must not strand the item: record it and retry boundedly
+        log.exception("provider call failed unexpectedly for %s", item.id)
+        return ImageResult(state=AttemptState.transient, message=f"{type(exc).__name__}: {exc}")
+
+
+def _store(
+    batch: Batch, item: Item, attempt: Attempt, result: ImageResult, ctx: WorkerContext
+) -> ImageResult:
+    """Write the image, then its sidecar (the sidecar names the attempt: it is the commit mark)."""
+    assert result.image is not None
+    try:
+        ctx.storage.put(item.output_key, result.image, result.mime or "image/png")
+        sidecar = build_sidecar(
+            batch=batch, item=item, attempt=attempt, result=result, finished_at=utcnow()
+        )
+        ctx.storage.put(sidecar_key(item.output_key), sidecar, "application/json")
+    except StorageError as exc:
+        result.state = AttemptState.transient
+        result.message = f"the image was generated (and paid) but could not be stored: {exc}"
+    return result
+
+
+def _record(
+    batch: Batch, item: Item, attempt: Attempt, result: ImageResult, ctx: WorkerContext
+) -> RunOutcome:
+    now = utcnow()
+    with session_scope() as session:
+        closed = attempt_queries.close_attempt(
+            session=session,
+            attempt_id=attempt.id,
+            values=_attempt_values(result, item, now),
+        )
+        if not closed:  # the sweeper resolved this attempt already
+            return RunOutcome.superseded
+        batch_queries.settle_budget(
+            session=session,
+            batch_id=batch.id,
+            reserved=attempt.reserved_micros,
+            spent=result.cost_micros,
+        )
+        no_image_count = item.no_image_count + (result.state is AttemptState.no_image)
+        step = next_step(
+            result.state,
+            attempts=item.attempts,
+            no_image_count=no_image_count,
+            message=result.message,
+            settings=ctx.settings,
+        )
+        applied = item_queries.update_fenced(
+            session=session,
+            item_id=item.id,
+            attempt_id=attempt.id,
+            values=item_values(step, result, no_image_count, now),
+        )
+        if not applied:
+            attempt_queries.set_state(
+                session=session, attempt_id=attempt.id, state=AttemptState.superseded
+            )
+            item_queries.add_cost(session=session, item_id=item.id, micros=result.cost_micros)
+            return RunOutcome.superseded
+        if result.state is AttemptState.auth:
+            batch_queries.set_status(
+                session=session,
+                batch_id=batch.id,
+                status=BatchStatus.stopped,
+                only_from=[BatchStatus.running],
+                reason=f"credentials refused by the provider: {result.message}",
+            )
+    return RunOutcome.recorded
+
+
+def _attempt_values(result: ImageResult, item: Item, now: Any) -> dict[str, Any]:
+    return {
+        "state": result.state.value,
+        "cost_micros": result.cost_micros,
+        "prompt_tokens": result.prompt_tokens,
+        "output_tokens": result.output_tokens,
+        "http_code": result.http_code,
+        "error_status": result.error_status,
+        "finish_reason": result.finish_reason,
+        "message": result.message,
+        "model_version": result.model_version,
+        "response_id": result.response_id,
+        "traffic_type": result.traffic_type,
+        "storage_key": item.output_key if result.state is AttemptState.succeeded else None,
+        "finished_at": now,
+    }
+
+
+def item_values(step: Any, result: ImageResult, no_image_count: int, now: Any) -> dict[str, Any]:
+    """The item's new columns after an attempt (shared with the sweeper's recovery)."""
+    ended = step.status.ended
+    values: dict[str, Any] = {
+        "status": step.status.value,
+        "cost_micros": Item.cost_micros + result.cost_micros,
+        "no_image_count": no_image_count,
+        "lease_expires_at": None,
+        "not_before": now + timedelta(seconds=step.delay_s) if step.delay_s else None,
+        "updated_at": now,
+        "finished_at": now if ended else None,
+    }
+    if step.status is ItemStatus.succeeded:
+        values.update(content_type=result.mime, error_kind=None, error_message=None)
+    else:
+        values.update(error_kind=step.error_kind, error_message=step.message)
+    return values
