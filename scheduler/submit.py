@@ -19,7 +19,7 @@ from models.db import session_scope
 from models.queries import items as item_queries
 from models.statuses import BatchStatus, ItemStatus
 from models.tables import Batch, Item
-from scheduler.manifest import Plan, SubmitOptions, load_plan
+from scheduler.manifest import ItemSpec, Plan, SubmitOptions, load_plan
 from stencil.ids import IdKind, new_id
 from stencil.settings import Settings
 from stencil.storage import open_storage
@@ -33,6 +33,7 @@ class Submission:
     plan: Plan
     reused: int = 0
     estimated_micros: int = 0
+    model_estimate_micros: int = 0  # what every item would cost on the model, reuse aside
     dry_run: bool = False
     samples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -72,8 +73,9 @@ def submit(
             plan=plan,
             reused=sum(1 for spec in plan.items if spec.fingerprint in reuse),
             estimated_micros=sum(
-                spec.estimate_micros for spec in plan.items if spec.fingerprint not in reuse
+                _estimate(plan, spec) for spec in plan.items if spec.fingerprint not in reuse
             ),
+            model_estimate_micros=plan.estimated_micros,
             dry_run=dry_run,
             samples=[
                 {"key": s.key, "variant": s.variant, "prompt": s.prompt, "output": s.output_key}
@@ -142,7 +144,7 @@ def _item_rows(plan: Plan, reuse: dict[str, Item], now: Any) -> Sequence[dict[st
                 "status": (ItemStatus.succeeded if source else ItemStatus.queued).value,
                 "attempts": 0,
                 "no_image_count": 0,
-                "estimate_micros": spec.estimate_micros,
+                "estimate_micros": _estimate(plan, spec),
                 "cost_micros": 0,
                 "reused_from": source.id if source else None,
                 "content_type": source.content_type if source else None,
@@ -153,6 +155,11 @@ def _item_rows(plan: Plan, reuse: dict[str, Item], now: Any) -> Sequence[dict[st
             }
         )
     return rows
+
+
+def _estimate(plan: Plan, spec: ItemSpec) -> int:
+    """Previews are free: nothing to estimate or reserve."""
+    return 0 if plan.provider == "preview" else spec.estimate_micros
 
 
 def _s3_reader(settings: Settings) -> Any:

@@ -28,6 +28,7 @@ def worker_process(
     process = subprocess.Popen(
         worker_command(concurrency=concurrency),
         env={**os.environ, **(env or {})},
+        stdout=sys.stderr,  # stdout belongs to the parent's results (and --json)
         start_new_session=True,
     )
     try:

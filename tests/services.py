@@ -209,6 +209,8 @@ class PostgresServer:
         if template:
             query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:
+            if self.own and conn.info.server_version >= 150000:
+                query += sql.SQL(" STRATEGY FILE_COPY")  # ~10x faster than WAL_LOG with fsync off
             conn.execute(query)
         return self.url_for(name)
 

@@ -14,7 +14,7 @@ from scheduler.manifest.problems import Problems
 from scheduler.manifest.recipe import Recipe
 from scheduler.manifest.refs import RefResolver
 from scheduler.manifest.rows import Row
-from scheduler.manifest.templates import Template, compile_template
+from scheduler.manifest.templates import Template, base_context, compile_template
 from stencil.catalog import estimate_micros
 
 _Content = tuple[str, tuple[ResolvedRef, ...]]
@@ -35,6 +35,7 @@ class Builder:
         self._outputs: dict[str, str] = {}  # output key -> label of the item that has it
         self._prompts: dict[str, Template | str] = {}  # CSV form: compiled per distinct cell
         self._row: Row | None = None
+        self._globals = base_context(recipe.env)
         by_variant = recipe.prompt is not None and "variant" in recipe.prompt.names
         self._content_by_variant = by_variant or any(
             "variant" in tmpl.names for _, tmpl in recipe.images
@@ -61,7 +62,8 @@ class Builder:
         """Check one row and, when it is clean, append its items."""
         self._row = row
         before = len(self.problems)
-        ctx = dict(row.values)
+        ctx = self._globals.copy()
+        ctx.update(row.values)
         ctx["batch"] = self.batch_id
         ctx["row"] = ordinal
         aspect, size, variants = self._overrides(row.values)
@@ -77,8 +79,8 @@ class Builder:
             ctx["variant"] = variant
             if by_variant:
                 content = self._content(ctx, prompt_tmpl)
-            output = self._output(ctx, variant)
-            if content is None or output is None or key is None or len(self.problems) > before:
+            output = None if key is None else self._output(ctx, variant)
+            if content is None or output is None or len(self.problems) > before:
                 continue
             prompt, refs = content
             seq = len(self.items) + len(made)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 DEFAULT_OUTPUT = "{{ batch }}/{{ key }}/{{ variant }}.png"
 MAX_KEY_LENGTH = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_SEGMENT = re.compile(r"(?:^|/)(?:\.{1,2})?(?:/|$)")
 
 
 def unsafe_key_reason(key: str) -> str | None:
@@ -16,11 +20,11 @@ def unsafe_key_reason(key: str) -> str | None:
         return "must be relative (it starts with '/')"
     if "\\" in key:
         return "must not contain a backslash"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+    if _CONTROL.search(key):
         return "must not contain control characters"
-    segments = key.split("/")
-    if any(seg in ("..", ".") for seg in segments):
-        return "must not contain '.' or '..' segments"
-    if any(not seg for seg in segments):
+    if _BAD_SEGMENT.search(key):
+        segments = key.split("/")
+        if ".." in segments or "." in segments:
+            return "must not contain '.' or '..' segments"
         return "must not contain empty segments ('//' or a trailing '/')"
     return None

@@ -7,12 +7,12 @@ never reaches Jinja2, which keeps the per-row path cheap.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
-from jinja2.exceptions import SecurityError
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import concat
 
 MAX_REPEAT = 100_000  # longest string or list a template may build with "*"
 MAX_EXPONENT = 64  # largest exponent a template may use with "**"
@@ -41,10 +41,29 @@ def make_environment() -> ManifestEnvironment:
     )
 
 
-class Template:
-    """A compiled template: :meth:`render` with a row context; :attr:`names` it reads."""
+def _simple_parts(ast: nodes.Template) -> list[tuple[bool, str]] | None:
+    """``(is_name, text)`` parts of a template made only of text and ``{{ name }}``; else None."""
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
+        return None
+    parts = []
+    for node in ast.body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append((False, node.data))
+        elif isinstance(node, nodes.Name) and node.ctx == "load":
+            parts.append((True, node.name))
+        else:
+            return None
+    return parts
 
-    __slots__ = ("_literal", "_template", "names", "source")
+
+class Template:
+    """A compiled template: :meth:`render` with a row context; :attr:`names` it reads.
+
+    Literal text and templates made only of text and plain ``{{ name }}`` lookups (the common
+    case: keys, output paths, most prompts) are rendered by joining strings, as Jinja2 would.
+    """
+
+    __slots__ = ("_literal", "_parts", "_template", "names", "source")
 
     def __init__(self, env: SandboxedEnvironment, source: str) -> None:
         self.source = source
@@ -52,17 +71,38 @@ class Template:
             ast = env.parse(source)
             undeclared = meta.find_undeclared_variables(ast)
             self.names: frozenset[str] = frozenset(undeclared - set(env.globals))
+            self._parts = _simple_parts(ast)
             self._template = env.from_string(ast)
             self._literal: str | None = None
         else:
             self.names = frozenset()
+            self._parts = None
             self._literal = source
 
-    def render(self, context: Mapping[str, Any]) -> str:
-        """The rendered text; raises what Jinja2 raises (callers turn it into a Problem)."""
+    def render(self, context: dict[str, Any]) -> str:
+        """The rendered text; raises what Jinja2 raises (callers turn it into a Problem).
+
+        ``context`` must already hold the environment's globals (see :func:`base_context`): it
+        is used as the template's context as is, without the copy ``Template.render`` makes.
+        """
         if self._literal is not None:
             return self._literal
-        return self._template.render(context)
+        if self._parts is not None:
+            return "".join([_lookup(context, text) if name else text for name, text in self._parts])
+        template = self._template
+        return str(concat(template.root_render_func(template.new_context(context, shared=True))))
+
+
+def _lookup(context: dict[str, Any], name: str) -> str:
+    try:
+        return str(context[name])
+    except KeyError:
+        raise UndefinedError(f"{name!r} is undefined") from None
+
+
+def base_context(env: SandboxedEnvironment) -> dict[str, Any]:
+    """The globals every row context starts from (range, dict, namespace, ...)."""
+    return dict(env.globals)
 
 
 def compile_template(env: SandboxedEnvironment, source: str) -> Template | str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
@@ -36,11 +37,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a Celery worker (threads pool) that executes items."""
         ready()
+        logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # filesystem transport chatter
         import worker.tasks  # noqa: F401  registers the task
         from worker.app import QUEUE, app as celery_app
 
         celery_app.worker_main(
             [
+                "--quiet",
                 "worker",
                 "--pool=threads",
                 f"--concurrency={concurrency}",

@@ -49,6 +49,7 @@ def _summary(sub: Submission) -> dict[str, Any]:
         "items": sub.items,
         "reused": sub.reused,
         "estimated_cost_usd": micros_to_usd(sub.estimated_micros),
+        "estimated_cost_on_model_usd": micros_to_usd(sub.model_estimate_micros),
         "budget_usd": None if plan.budget_micros is None else micros_to_usd(plan.budget_micros),
         "warnings": plan.warnings,
         "samples": sub.samples,
