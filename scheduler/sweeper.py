@@ -115,7 +115,7 @@ def _expire(
         result.state,
         attempts=item.attempts,
         no_image_count=item.no_image_count,
-        message=result.message,
+        message=result.reason,
         settings=settings,
     )
     item_queries.update_fenced(

@@ -97,3 +97,36 @@ class Fleet:
         return "\n".join(
             f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.log_dir.glob("*.log")
         )
+
+
+CANARY_TOKEN = "ya29.canary-token-7f3a9c1e5b"
+
+
+def vertex_settings(emulator_url: str, token: str = CANARY_TOKEN) -> dict[str, str]:
+    """Settings that point the `vertex` provider at an emulator with a static bearer token."""
+    return {
+        "STENCIL_PROVIDER": "vertex",
+        "STENCIL_VERTEX_PROJECT": "stencil-test",
+        "STENCIL_VERTEX_LOCATION": "us-central1",
+        "STENCIL_VERTEX_ACCESS_TOKEN": token,
+        "STENCIL_VERTEX_BASE_URL": emulator_url,
+        "STENCIL_REQUEST_TIMEOUT_S": "5",
+    }
+
+
+def write_manifest(folder: Path, rows: list[dict[str, str]], **top: Any) -> Path:
+    """A YAML manifest with inline rows and a `{{ prompt }}` template."""
+    import yaml
+
+    body: dict[str, Any] = {
+        "version": 1,
+        "name": top.pop("name", "test"),
+        "key": "{{ sku }}",
+        "template": {"prompt": "{{ prompt }}", "aspect_ratio": "1:1"},
+        "rows": rows,
+    }
+    body.update(top)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "manifest.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path

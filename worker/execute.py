@@ -201,7 +201,7 @@ def _record(
             result.state,
             attempts=item.attempts,
             no_image_count=no_image_count,
-            message=result.message,
+            message=result.reason,
             settings=ctx.settings,
         )
         applied = item_queries.update_fenced(
@@ -222,7 +222,7 @@ def _record(
                 batch_id=batch.id,
                 status=BatchStatus.stopped,
                 only_from=[BatchStatus.running],
-                reason=f"credentials refused by the provider: {result.message}",
+                reason=f"credentials refused by the provider: {result.reason}",
             )
     return RunOutcome.recorded
 

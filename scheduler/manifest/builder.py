@@ -18,6 +18,7 @@ from scheduler.manifest.templates import Template, base_context, compile_templat
 from stencil.catalog import estimate_micros
 
 _Content = tuple[str, tuple[ResolvedRef, ...]]
+PROMPT_CACHE_SIZE = 4096  # CSV form: distinct prompt templates kept compiled
 
 
 class Builder:
@@ -80,7 +81,7 @@ class Builder:
             if by_variant:
                 content = self._content(ctx, prompt_tmpl)
             output = None if key is None else self._output(ctx, variant)
-            if content is None or output is None or len(self.problems) > before:
+            if content is None or output is None or key is None or len(self.problems) > before:
                 continue
             prompt, refs = content
             seq = len(self.items) + len(made)
@@ -133,6 +134,8 @@ class Builder:
         source = str(values.get("prompt", ""))
         compiled = self._prompts.get(source)
         if compiled is None:
+            if len(self._prompts) >= PROMPT_CACHE_SIZE:
+                self._prompts.clear()
             compiled = self._prompts[source] = compile_template(self.recipe.env, source)
         if isinstance(compiled, str):
             self.problem(compiled, "prompt")

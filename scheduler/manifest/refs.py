@@ -31,6 +31,7 @@ class RefResolver:
         https_fetcher: Reader | None = None,
     ) -> None:
         self.root = root
+        self.real_root = root.resolve()
         self.spec = spec
         self.s3_reader = s3_reader
         self.https_fetcher = https_fetcher
@@ -62,7 +63,7 @@ class RefResolver:
         return f"{source!r}: a URL must be https (or s3:// / gs://), not {scheme}:"
 
     def _local(self, source: str) -> ResolvedRef | str:
-        path = resolve_inside(self.root, source)
+        path = resolve_inside(self.root, source, self.real_root)
         if isinstance(path, str):
             return f"reference image {source!r} {path}"
         try:

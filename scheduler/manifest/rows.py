@@ -128,8 +128,11 @@ def inline_rows(rows: list[Any], display: str, problems: Problems) -> Iterator[R
         yield Row(display, index, f"rows[{index}]", value)
 
 
-def resolve_inside(root: Path, relative: str) -> Path | str:
-    """``relative`` under ``root``, symlinks resolved; or why it is not inside ``root``."""
+def resolve_inside(root: Path, relative: str, real_root: Path | None = None) -> Path | str:
+    """``relative`` under ``root``, symlinks resolved; or why it is not inside ``root``.
+
+    ``real_root`` is ``root.resolve()`` when the caller already has it.
+    """
     if not relative or "\x00" in relative:
         return "is not a valid path"
     candidate = root / relative
@@ -139,7 +142,7 @@ def resolve_inside(root: Path, relative: str) -> Path | str:
         return "does not exist"
     except (OSError, RuntimeError) as exc:
         return f"cannot be resolved: {exc}"
-    if not real.is_relative_to(root.resolve()):
+    if not real.is_relative_to(real_root or root.resolve()):
         if Path(relative).is_absolute() or ".." in Path(relative).parts:
             return "is outside the manifest's folder"
         return "resolves (through a symlink) outside the manifest's folder"

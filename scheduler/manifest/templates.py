@@ -7,6 +7,7 @@ never reaches Jinja2, which keeps the per-row path cheap.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
@@ -41,15 +42,46 @@ def make_environment() -> ManifestEnvironment:
     )
 
 
-def _simple_parts(ast: nodes.Template) -> list[tuple[bool, str]] | None:
-    """``(is_name, text)`` parts of a template made only of text and ``{{ name }}``; else None."""
+# Names Jinja2 gives a meaning of its own; a template using them always goes through Jinja2.
+_SPECIAL_NAMES = frozenset(
+    {"true", "false", "none", "True", "False", "None", "self", "loop", "caller", "varargs",
+     "kwargs", "and", "or", "not", "in", "is", "if", "else"}
+)  # fmt: skip
+_PLAIN_LOOKUP = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
+
+Parts = list[tuple[bool, str]]  # (is_name, text): literal text, or the name of a column
+
+
+def _plain_parts(source: str) -> Parts | None:
+    """The parts of a template made only of text and ``{{ name }}``, found without Jinja2."""
+    if "{%" in source or "{#" in source:
+        return None
+    parts: Parts = []
+    pos = 0
+    for match in _PLAIN_LOOKUP.finditer(source):
+        parts.append((False, source[pos : match.start()]))
+        parts.append((True, match.group(1)))
+        pos = match.end()
+    parts.append((False, source[pos:]))
+    for is_name, text in parts:
+        if is_name and text in _SPECIAL_NAMES:
+            return None
+        if not is_name and ("{{" in text or text.endswith("{") or text.startswith("}")):
+            return None
+    return [(is_name, text.replace("\r\n", "\n")) for is_name, text in parts if is_name or text]
+
+
+def _ast_parts(ast: nodes.Template) -> Parts | None:
+    """The same from Jinja2's syntax tree (catches ``{{name}}`` spellings the regex misses)."""
     if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
         return None
-    parts = []
+    parts: Parts = []
     for node in ast.body[0].nodes:
         if isinstance(node, nodes.TemplateData):
             parts.append((False, node.data))
         elif isinstance(node, nodes.Name) and node.ctx == "load":
+            if node.name in _SPECIAL_NAMES:
+                return None
             parts.append((True, node.name))
         else:
             return None
@@ -67,17 +99,24 @@ class Template:
 
     def __init__(self, env: SandboxedEnvironment, source: str) -> None:
         self.source = source
-        if "{" in source and any(mark in source for mark in ("{{", "{%", "{#")):
+        self._literal: str | None = None
+        self._template: Any = None
+        if "{" not in source or not any(mark in source for mark in ("{{", "{%", "{#")):
+            self.names: frozenset[str] = frozenset()
+            self._parts: Parts | None = None
+            self._literal = source.replace("\r\n", "\n")
+            return
+        self._parts = _plain_parts(source)
+        if self._parts is None:
+            # Only templates beyond plain lookups pay for Jinja2's parser and code generation.
             ast = env.parse(source)
-            undeclared = meta.find_undeclared_variables(ast)
-            self.names: frozenset[str] = frozenset(undeclared - set(env.globals))
-            self._parts = _simple_parts(ast)
-            self._template = env.from_string(ast)
-            self._literal: str | None = None
-        else:
-            self.names = frozenset()
-            self._parts = None
-            self._literal = source
+            self._parts = _ast_parts(ast)
+            if self._parts is None:
+                self._template = env.from_string(ast)
+                undeclared = meta.find_undeclared_variables(ast)
+                self.names = frozenset(undeclared - set(env.globals))
+                return
+        self.names = frozenset(text for is_name, text in self._parts if is_name) - set(env.globals)
 
     def render(self, context: dict[str, Any]) -> str:
         """The rendered text; raises what Jinja2 raises (callers turn it into a Problem).

@@ -44,7 +44,9 @@ for module in (submit_cmds, read_cmds, control_cmds, process_cmds):
 def main() -> None:
     os.environ.setdefault("NO_GCE_CHECK", "true")
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except StencilError as exc:
         if _debug["on"]:
             raise

@@ -140,7 +140,9 @@ def _read_part(part: Any, call: Call, texts: list[str]) -> None:
     if isinstance(inline, dict):
         mime = _get(inline, "mimeType", "mime_type")
         try:
-            base64.b64decode(inline.get("data") or "", validate=True)
+            # the SDK sends URL-safe base64 (as Google accepts); the docs show the standard one
+            data = str(inline.get("data") or "").replace("-", "+").replace("_", "/")
+            base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadRequest("Invalid value at 'contents[0].parts[0].inline_data.data'") from exc
         if not isinstance(mime, str) or not mime.startswith("image/"):

@@ -54,6 +54,21 @@ class ImageResult:
     traffic_type: str | None = None
     preview: bool = False
 
+    @property
+    def reason(self) -> str | None:
+        """One line for people: HTTP code and status, or finish/block reason, then the message."""
+        head = []
+        if self.http_code and self.http_code != 200:
+            head.append(str(self.http_code))
+        if self.error_status:
+            head.append(self.error_status)
+        if self.finish_reason and self.finish_reason != "STOP":
+            head.append(self.finish_reason)
+        text = " ".join(head)
+        if self.message:
+            text = f"{text}: {self.message}" if text else self.message
+        return text or None
+
 
 class Provider(Protocol):
     """Generates one image per call."""

@@ -118,7 +118,9 @@ def test_unquoted_aspect_ratio_explains_yaml(folder: Folder) -> None:
 
 
 def test_bad_aspect_ratio_override_in_a_row(folder: Folder) -> None:
-    folder.write("m.yaml", BASE.replace("{sku: A-2, name: scarf}", "{sku: A-2, name: s, aspect_ratio: wide}"))
+    folder.write(
+        "m.yaml", BASE.replace("{sku: A-2, name: scarf}", "{sku: A-2, name: s, aspect_ratio: wide}")
+    )
     problem = only(folder.problems("m.yaml"), lambda p: True)
     assert (problem.row, problem.field) == (1, "aspect_ratio")
 
