@@ -134,7 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (a killed worker): not our error
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -278,11 +281,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(model, answer, knobs)
 
     def _answer(self, model: str, answer: Answer, knobs: Knobs) -> None:
-        self._send(200, json_bytes(answer.body))
+        # Google bills a generated answer whether or not the client is still there to read it.
         micros = cost_micros(
             model, prompt_tokens=answer.prompt_tokens, output_tokens=answer.output_tokens
         )
         self.server.stats.bill(answer.prompt_tokens, answer.output_tokens, micros)
+        self._send(200, json_bytes(answer.body))
         self.server.stats.answered(answer.outcome, 200, knobs.sample_interval_s)
 
 
