@@ -26,8 +26,8 @@ from scheduler.retry import next_step
 from stencil.errors import StorageError
 from stencil.settings import Settings
 from stencil.storage.base import Storage
-from worker.providers.base import ImageResult
 from worker.execute import item_values
+from worker.providers.base import ImageResult
 from worker.sidecar import parse_sidecar, sidecar_key
 
 log = logging.getLogger(__name__)

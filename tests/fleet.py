@@ -24,8 +24,13 @@ FAST = {
 
 
 def fleet_env(
-    *, home: Path, pg_url: str | None = None, redis_url: str | None = None,
-    s3: tuple[str, str] | None = None, s3_env: dict[str, str] | None = None, **extra: str,
+    *,
+    home: Path,
+    pg_url: str | None = None,
+    redis_url: str | None = None,
+    s3: tuple[str, str] | None = None,
+    s3_env: dict[str, str] | None = None,
+    **extra: str,
 ) -> dict[str, str]:
     """Environment for child processes: Postgres, Redis and S3 where given, embedded otherwise."""
     env = {k: v for k, v in stencil_env().items() if not k.startswith("STENCIL_")}
@@ -59,7 +64,11 @@ class Fleet:
         log = (self.log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "stencil", *args],
-            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.processes[name] = process
         return process
@@ -80,7 +89,9 @@ class Fleet:
 
     def stop(self) -> None:
         for name in list(self.processes):
-            self.kill(name, signal.SIGTERM if self.processes[name].poll() is None else signal.SIGKILL)
+            self.kill(
+                name, signal.SIGTERM if self.processes[name].poll() is None else signal.SIGKILL
+            )
 
     def wait_done(self, batch_id: str, timeout: float = 120) -> dict[str, Any]:
         """Poll until every item of the batch has ended; fails with the logs on timeout."""
@@ -95,7 +106,8 @@ class Fleet:
 
     def logs(self) -> str:
         return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.log_dir.glob("*.log")
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in self.log_dir.glob("*.log")
         )
 
 

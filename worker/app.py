@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery
 
 from stencil.settings import Settings, get_settings
+from worker import fs_transport
 
 TASK_NAME = "stencil.run_item"
 QUEUE = "stencil"
@@ -32,9 +33,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             store_processed=False,
             polling_interval=0.1,
         )
-        broker = "filesystem://"
+        broker = f"{fs_transport.ALIAS}://"
     else:
-        broker = settings.broker_url
+        broker = str(settings.broker_url)
     return {
         "broker_url": broker,
         "broker_transport_options": transport_options,
@@ -55,7 +56,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-@app.on_configure.connect
+@app.on_configure.connect  # type: ignore[untyped-decorator]
 def _configure(sender: Celery, **_: Any) -> None:
     sender.conf.update(celery_config(get_settings()))
 

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from stencil.cli import control_cmds, process_cmds, read_cmds, submit_cmds
+from stencil.cli import control_cmds, gallery_cmds, process_cmds, read_cmds, submit_cmds
 from stencil.cli.output import err_console
 from stencil.errors import StencilError
 
@@ -37,7 +37,7 @@ def _root(
     )
 
 
-for module in (submit_cmds, read_cmds, control_cmds, process_cmds):
+for module in (submit_cmds, read_cmds, control_cmds, process_cmds, gallery_cmds):
     module.register(app)
 
 

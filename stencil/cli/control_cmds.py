@@ -19,7 +19,8 @@ def _show(result: control.ControlResult, as_json: bool) -> None:
         print_json(asdict(result))
     else:
         console.print(
-            f"{result.action} {result.request_id}: {result.changed} items changed; batch is {result.status}",
+            f"{result.action} {result.request_id}: {result.changed} items changed; "
+            f"batch is {result.status}",
             markup=False,
             highlight=False,
         )

@@ -37,9 +37,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a Celery worker (threads pool) that executes items."""
         ready()
-        logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # filesystem transport chatter
+        logging.getLogger("kombu.connection").setLevel(
+            logging.ERROR
+        )  # filesystem transport chatter
         import worker.tasks  # noqa: F401  registers the task
-        from worker.app import QUEUE, app as celery_app
+        from worker.app import QUEUE
+        from worker.app import app as celery_app
 
         celery_app.worker_main(
             [

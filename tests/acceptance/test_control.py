@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def fleet(tmp_path: Path, emulator: EmulatorHandle) -> Iterator[Fleet]:
-    fleet = Fleet(env=fleet_env(home=tmp_path / "home", **vertex_settings(emulator.url)), log_dir=tmp_path)
+    fleet = Fleet(
+        env=fleet_env(home=tmp_path / "home", **vertex_settings(emulator.url)), log_dir=tmp_path
+    )
     yield fleet
     fleet.stop()
 
@@ -30,6 +32,9 @@ def _rows(count: int, **extra: str) -> list[dict[str, str]]:
 
 def test_pause_resume_cancel(fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path) -> None:
     emulator.configure(latency_mean_s=0.5)
+    fleet.env.update(
+        STENCIL_WINDOW_INITIAL="2", STENCIL_WINDOW_CEILING="3"
+    )  # slow enough to cancel
     batch_id = fleet.json("submit", str(write_manifest(tmp_path / "m", _rows(30))))["request_id"]
     paused = fleet.json("pause", batch_id)
     assert paused["status"] == "paused"
@@ -42,14 +47,19 @@ def test_pause_resume_cancel(fleet: Fleet, emulator: EmulatorHandle, tmp_path: P
 
     assert fleet.json("resume", batch_id)["status"] == "running"
     deadline = time.monotonic() + 30
-    while fleet.json("poll", batch_id)["counts"].get("succeeded", 0) < 4 and time.monotonic() < deadline:
+    while (
+        fleet.json("poll", batch_id)["counts"].get("succeeded", 0) < 4
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     cancelled = fleet.json("cancel", batch_id)
     assert cancelled["status"] == "cancelled" and cancelled["changed"] > 0
     view = fleet.wait_done(batch_id, timeout=30)
     counts = view["counts"]
     assert set(counts) <= {"succeeded", "cancelled"} and sum(counts.values()) == 30
-    assert counts["cancelled"] == cancelled["changed"] or counts["cancelled"] >= cancelled["changed"]
+    assert (
+        counts["cancelled"] == cancelled["changed"] or counts["cancelled"] >= cancelled["changed"]
+    )
     assert counts["succeeded"] == emulator.stats()["requests"]  # in-flight calls were kept
     assert view["status"] == "cancelled"
     time.sleep(1)

@@ -18,11 +18,19 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def fleet(
-    tmp_path: Path, pg_url: str, redis_url: str, s3_bucket: tuple[str, str],
-    s3_env: dict[str, str], emulator: EmulatorHandle,
+    tmp_path: Path,
+    pg_url: str,
+    redis_url: str,
+    s3_bucket: tuple[str, str],
+    s3_env: dict[str, str],
+    emulator: EmulatorHandle,
 ) -> Iterator[Fleet]:
     env = fleet_env(
-        home=tmp_path / "home", pg_url=pg_url, redis_url=redis_url, s3=s3_bucket, s3_env=s3_env,
+        home=tmp_path / "home",
+        pg_url=pg_url,
+        redis_url=redis_url,
+        s3=s3_bucket,
+        s3_env=s3_env,
         **vertex_settings(emulator.url),
     )
     fleet = Fleet(env=env, log_dir=tmp_path)
@@ -60,7 +68,9 @@ def _assert_all_succeeded_once(fleet: Fleet, pg_url: str, batch_id: str, count: 
     assert len(per_item) == count and set(per_item.values()) == {1}
 
 
-def test_sigkill_worker_group_mid_run(fleet: Fleet, emulator: EmulatorHandle, pg_url: str, tmp_path: Path) -> None:
+def test_sigkill_worker_group_mid_run(
+    fleet: Fleet, emulator: EmulatorHandle, pg_url: str, tmp_path: Path
+) -> None:
     emulator.configure(latency_mean_s=1.0)
     batch_id = _submit(fleet, tmp_path, 40)
     fleet.start_scheduler()
@@ -95,7 +105,11 @@ def test_redis_restart_without_persistence(
 
 
 def test_postgres_restart_mid_run(
-    fleet: Fleet, emulator: EmulatorHandle, pg_url: str, postgres_server: PostgresServer, tmp_path: Path
+    fleet: Fleet,
+    emulator: EmulatorHandle,
+    pg_url: str,
+    postgres_server: PostgresServer,
+    tmp_path: Path,
 ) -> None:
     if not postgres_server.own:
         pytest.skip("restarting needs the harness's own Postgres cluster")
@@ -110,7 +124,9 @@ def test_postgres_restart_mid_run(
     assert round(view["cost_usd"] * 1e6) <= emulator.stats()["bill_micros"]
 
 
-def test_budget_race_never_overspends(fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path) -> None:
+def test_budget_race_never_overspends(
+    fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
     emulator.configure(latency_mean_s=0.5)
     fleet.env.update(STENCIL_WINDOW_INITIAL="50", STENCIL_WINDOW_CEILING="64")
     rows = [{"sku": f"s{i:03d}", "prompt": f"catalog photo {i:03d}"} for i in range(50)]
@@ -128,12 +144,16 @@ def test_budget_race_never_overspends(fleet: Fleet, emulator: EmulatorHandle, tm
     assert stats["bill_micros"] <= cap * 1e6
     assert view["cost_usd"] <= cap
     exhausted = next(
-        i for i in fleet.json("poll", batch_id, "--items")["items"] if i["status"] == "budget_exhausted"
+        i
+        for i in fleet.json("poll", batch_id, "--items")["items"]
+        if i["status"] == "budget_exhausted"
     )
     assert "budget" in exhausted["error"]["message"]
 
 
-def test_window_follows_a_capacity_drop(fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path) -> None:
+def test_window_follows_a_capacity_drop(
+    fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
     emulator.configure(capacity=8, latency_mean_s=0.4)
     batch_id = _submit(fleet, tmp_path, 240)
     fleet.start_scheduler()

@@ -35,13 +35,15 @@ def _everything_written(fleet: Fleet, tmp_path: Path) -> str:
     if db.exists():
         with sqlite3.connect(db) as conn:
             for table in ("batches", "items", "attempts"):
-                parts.extend(repr(row) for row in conn.execute(f"SELECT * FROM {table}"))  # noqa: S608
+                parts.extend(repr(row) for row in conn.execute(f"SELECT * FROM {table}"))
     for path in (home / "output").rglob("*.json"):
         parts.append(path.read_text())
     return "\n".join(parts)
 
 
-def test_catalog_run_costs_exactly_the_emulators_bill(fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path) -> None:
+def test_catalog_run_costs_exactly_the_emulators_bill(
+    fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
     result = fleet.cli("run", str(CATALOG), "--json", timeout=240)
     assert result.returncode == 0, result.stderr
     view = json.loads(result.stdout)
@@ -50,12 +52,16 @@ def test_catalog_run_costs_exactly_the_emulators_bill(fleet: Fleet, emulator: Em
     stats = emulator.stats()
     assert stats["requests"] == view["total"]
     assert round(view["cost_usd"] * 1_000_000) == stats["bill_micros"] > 0
-    assert sum(row["cost_usd"] for row in view["results"]) == pytest.approx(stats["bill_micros"] / 1e6)
+    assert sum(row["cost_usd"] for row in view["results"]) == pytest.approx(
+        stats["bill_micros"] / 1e6
+    )
     text = result.stdout + result.stderr + _everything_written(fleet, tmp_path)
     assert CANARY_TOKEN not in text
 
 
-def test_blocked_and_no_image_rows_keep_their_reason(fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path) -> None:
+def test_blocked_and_no_image_rows_keep_their_reason(
+    fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
     rows = [
         {"sku": "ok-1", "prompt": "a teapot"},
         {"sku": "unsafe", "prompt": "a teapot [[SAFETY]]"},
@@ -71,7 +77,10 @@ def test_blocked_and_no_image_rows_keep_their_reason(fleet: Fleet, emulator: Emu
     by_key = {row["key"]: row for row in view["results"]}
     assert by_key["ok-1"]["status"] == by_key["ok-2"]["status"] == "succeeded"
     assert by_key["unsafe"]["status"] == "blocked" and "IMAGE_SAFETY" in by_key["unsafe"]["error"]
-    assert by_key["prohibited"]["status"] == "blocked" and "PROHIBITED_CONTENT" in by_key["prohibited"]["error"]
+    assert (
+        by_key["prohibited"]["status"] == "blocked"
+        and "PROHIBITED_CONTENT" in by_key["prohibited"]["error"]
+    )
     assert by_key["empty"]["status"] == "no_image" and "NO_IMAGE" in by_key["empty"]["error"]
     assert by_key["chatty"]["status"] == "no_image"
     item = fleet.json("poll", by_key["unsafe"]["request_id"])
@@ -86,7 +95,9 @@ def test_blocked_and_no_image_rows_keep_their_reason(fleet: Fleet, emulator: Emu
     assert round(view["cost_usd"] * 1e6) == emulator.stats()["bill_micros"]
 
 
-def test_thirty_percent_503_ends_with_no_failure(fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path) -> None:
+def test_thirty_percent_503_ends_with_no_failure(
+    fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
     emulator.configure(error_503_rate=0.3, latency_mean_s=0.01)
     rows = [{"sku": f"s{i}", "prompt": f"product {i}"} for i in range(200)]
     manifest = write_manifest(tmp_path / "m", rows)
@@ -100,7 +111,9 @@ def test_thirty_percent_503_ends_with_no_failure(fleet: Fleet, emulator: Emulato
     assert round(view["cost_usd"] * 1e6) == stats["bill_micros"]
 
 
-def test_refused_credentials_stop_the_batch_after_few_calls(fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path) -> None:
+def test_refused_credentials_stop_the_batch_after_few_calls(
+    fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
     emulator.configure(require_token="the-right-token")
     rows = [{"sku": f"s{i}", "prompt": f"product {i}"} for i in range(40)]
     manifest = write_manifest(tmp_path / "m", rows)
