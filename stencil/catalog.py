@@ -9,6 +9,7 @@ is priced like its nearest family member and submit warns about it.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 RATIO_PIXELS_1K: dict[str, tuple[int, int]] = {
@@ -83,13 +84,15 @@ def spec_for(model: str) -> ModelSpec:
     """The spec of a model; unknown ids borrow the nearest family's prices and limits."""
     if model in MODELS:
         return MODELS[model]
+    version = re.match(r"gemini-(\d+)", model)
+    modern = version is not None and int(version.group(1)) >= 3
     if "pro" in model:
         base = MODELS["gemini-3-pro-image"]
-    elif model.startswith("gemini-3"):
+    elif modern:
         base = MODELS["gemini-3.1-flash-image"]
     else:
         base = MODELS[DEFAULT_MODEL]
-    return ModelSpec(**{**base.__dict__, "name": model})
+    return ModelSpec(**{**base.__dict__, "name": model, "notes": ()})
 
 
 def is_known(model: str) -> bool:

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     rpm_ceiling: float | None = Field(default=None, description="Optional requests per minute cap")
     prefetch_slack: int = 2
     lease_s: float = 60.0
-    dispatch_lease_s: float = 300.0
+    dispatch_lease_s: float = 120.0
     tick_s: float = 0.1
     auth_failure_limit: int = 3
 

@@ -119,15 +119,15 @@ def item_view(item: Item, batch: Batch, *, storage: Storage, ttl_s: int) -> dict
 
 def iter_items(session: Session, batch_id: str) -> Iterator[Item]:
     """Every item of a batch in row order, a page at a time."""
-    offset = 0
+    after = -1
     while True:
         page = item_queries.list_items(
-            session=session, batch_id=batch_id, offset=offset, limit=PAGE
+            session=session, batch_id=batch_id, after_seq=after, limit=PAGE
         )
         yield from page
         if len(page) < PAGE:
             return
-        offset += PAGE
+        after = page[-1].seq
 
 
 def result_rows(

@@ -73,7 +73,7 @@ def run_item(item_id: str, ctx: WorkerContext) -> RunOutcome:
     ctx.leases.hold(item.id, attempt.id)
     try:
         result = _call(batch, item, ctx)
-        if result.state is AttemptState.succeeded:
+        if result.state is AttemptState.succeeded and _still_calling(attempt.id):
             result = _store(batch, item, attempt, result, ctx)
         return _record(batch, item, attempt, result, ctx)
     finally:
@@ -159,6 +159,14 @@ def _call(batch: Batch, item: Item, ctx: WorkerContext) -> ImageResult:
     except Exception as exc:  # a bug must not strand the item: record it and retry boundedly
         log.exception("provider call failed unexpectedly for %s", item.id)
         return ImageResult(state=AttemptState.transient, message=f"{type(exc).__name__}: {exc}")
+
+
+def _still_calling(attempt_id: str) -> bool:
+    """False when the sweeper already resolved this attempt (the worker was presumed dead): its
+    late image must not overwrite the newer attempt's image and sidecar."""
+    with session_scope() as session:
+        attempt = attempt_queries.get_attempt(session=session, attempt_id=attempt_id)
+        return attempt is not None and attempt.state == AttemptState.calling.value
 
 
 def _store(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -17,8 +18,11 @@ def get_window(*, session: Session, initial: float, lock: bool = False) -> Fleet
     if lock:
         query = query.with_for_update()
     window = session.scalars(query).first()
-    if window is None:
-        window = FleetWindow(id=WINDOW_ROW, limit=initial, w_max=0.0, updated_at=utcnow())
-        session.add(window)
-        session.flush()
-    return window
+    if window is not None:
+        return window
+    try:  # first use; another scheduler may be creating the row at this very moment
+        with session.begin_nested():
+            session.add(FleetWindow(id=WINDOW_ROW, limit=initial, w_max=0.0, updated_at=utcnow()))
+    except IntegrityError:
+        pass
+    return session.scalars(query).one()
