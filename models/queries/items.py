@@ -53,13 +53,14 @@ def list_items(
     session: Session,
     batch_id: str,
     statuses: Iterable[str] | None = None,
-    offset: int = 0,
+    after_seq: int = -1,
     limit: int | None = None,
 ) -> Sequence[Item]:
-    query = select(Item).where(Item.batch_id == batch_id)
+    """Items of a batch in row order; page with ``after_seq`` (the last seq seen)."""
+    query = select(Item).where(Item.batch_id == batch_id, Item.seq > after_seq)
     if statuses is not None:
         query = query.where(Item.status.in_(list(statuses)))
-    query = query.order_by(Item.seq).offset(offset)
+    query = query.order_by(Item.seq)
     if limit is not None:
         query = query.limit(limit)
     return session.scalars(query).all()
@@ -206,32 +207,6 @@ def succeeded_by_fingerprint(*, session: Session, fingerprints: Sequence[str]) -
     return found
 
 
-def requeue_ended(
-    *, session: Session, batch_id: str, statuses: Iterable[str], review: str | None = None
-) -> int:
-    """Put chosen ended items back to queued as new work (old attempts and images kept)."""
-    now = utcnow()
-    query = update(Item).where(Item.batch_id == batch_id, Item.status.in_(list(statuses)))
-    if review is not None:
-        query = query.where(Item.review == review)
-    result = session.execute(
-        query.values(
-            status=ItemStatus.queued.value,
-            not_before=None,
-            error_kind=None,
-            error_message=None,
-            no_image_count=0,
-            attempts=0,
-            reused_from=None,
-            review=None,
-            review_note=None,
-            finished_at=None,
-            updated_at=now,
-        )
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
 def add_cost(*, session: Session, item_id: str, micros: int) -> None:
     session.execute(
         update(Item).where(Item.id == item_id).values(cost_micros=Item.cost_micros + micros)
@@ -245,3 +220,18 @@ def cheapest_queued(*, session: Session, batch_id: str) -> int | None:
         )
     )
     return None if value is None else int(value)
+
+
+def set_reviews(*, session: Session, marks: Sequence[tuple[str, str, str | None]]) -> int:
+    """Record ``(item_id, mark, note)`` review marks on items; the number of items updated."""
+    if not marks:
+        return 0
+    now = utcnow()
+    session.execute(
+        update(Item),
+        [
+            {"id": item_id, "review": mark, "review_note": note or None, "updated_at": now}
+            for item_id, mark, note in marks
+        ],
+    )
+    return len(marks)
