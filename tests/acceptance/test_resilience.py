@@ -174,3 +174,16 @@ def test_window_follows_a_capacity_drop(
     assert share_429 < 0.15, stats["codes"]
     status = fleet.json("status")
     assert {"window", "in_flight", "share_429_last_minute", "images_per_minute"} <= set(status)
+
+
+def test_two_schedulers_dispatch_each_item_once(
+    fleet: Fleet, emulator: EmulatorHandle, pg_url: str, tmp_path: Path
+) -> None:
+    emulator.configure(latency_mean_s=0.1)
+    batch_id = _submit(fleet, tmp_path, 60)
+    fleet.start_scheduler("scheduler-a")
+    fleet.start_scheduler("scheduler-b")
+    fleet.start_worker(concurrency=16)
+    _assert_all_succeeded_once(fleet, pg_url, batch_id, 60)
+    assert emulator.stats()["requests"] == 60  # no item was called twice
+    assert max(emulator.stats()["per_prompt"].values()) == 1
