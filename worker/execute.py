@@ -224,15 +224,25 @@ def _record(
             )
             item_queries.add_cost(session=session, item_id=item.id, micros=result.cost_micros)
             return RunOutcome.superseded
-        if result.state is AttemptState.auth:
+        stop_reason = _batch_stop_reason(result)
+        if stop_reason:
             batch_queries.set_status(
                 session=session,
                 batch_id=batch.id,
                 status=BatchStatus.stopped,
                 only_from=[BatchStatus.running],
-                reason=f"credentials refused by the provider: {result.reason}",
+                reason=stop_reason,
             )
     return RunOutcome.recorded
+
+
+def _batch_stop_reason(result: ImageResult) -> str | None:
+    """Answers that every other item of the batch would get too: stop dispatching, say why."""
+    if result.state is AttemptState.auth:
+        return f"credentials refused by the provider: {result.reason}"
+    if result.state is AttemptState.invalid and result.http_code == 404:
+        return f"the model is unknown or retired: {result.reason}"
+    return None
 
 
 def _attempt_values(result: ImageResult, item: Item, now: Any) -> dict[str, Any]:

@@ -137,3 +137,17 @@ def test_refused_credentials_stop_the_batch_after_few_calls(
     assert emulator.stats()["requests"] == calls
     text = _everything_written(fleet, tmp_path)
     assert CANARY_TOKEN not in text
+
+
+def test_a_retired_model_stops_the_batch(
+    fleet: Fleet, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    emulator.configure(retired_models=["gemini-2.5-flash-image"])
+    rows = [{"sku": f"s{i}", "prompt": f"product {i}"} for i in range(30)]
+    result = fleet.cli("run", str(write_manifest(tmp_path / "m", rows)), "--json", timeout=120)
+    assert result.returncode == 1
+    view = json.loads(result.stdout)
+    assert view["status"] == "stopped" and "retired" in view["stop_reason"]
+    assert emulator.stats()["requests"] <= 12  # the first window's worth, not 30
+    failed = [r for r in view["results"] if r["status"] == "failed"]
+    assert failed and all("404" in r["error"] for r in failed)
