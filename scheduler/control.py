@@ -128,7 +128,12 @@ def retry(
     now = utcnow()
     for item in targets:
         if item.status == ItemStatus.succeeded.value:
-            item.output_key = next_output_key(item.output_key, item.id)
+            # a reused item points at another item's image: give it a key of its own
+            item.output_key = (
+                _own_key(item.output_key, item.id)
+                if item.reused_from
+                else next_output_key(item.output_key)
+            )
         item.status = ItemStatus.queued.value
         item.not_before = None
         item.error_kind = item.error_message = None
@@ -145,7 +150,7 @@ def retry(
     return ControlResult(request_id, "retry", len(targets), batch.status)
 
 
-def next_output_key(key: str, item_id: str) -> str:
+def next_output_key(key: str) -> str:
     """A new key beside the old one (``a/b.png`` -> ``a/b.r2.png``), so the old image is kept."""
     stem, dot, ext = key.rpartition(".")
     if not dot or "/" in ext:
@@ -156,6 +161,13 @@ def next_output_key(key: str, item_id: str) -> str:
     else:
         stem = f"{stem}.r2"
     return f"{stem}.{ext}" if ext else stem
+
+
+def _own_key(key: str, item_id: str) -> str:
+    stem, dot, ext = key.rpartition(".")
+    if not dot or "/" in ext:
+        return f"{key}.{item_id}"
+    return f"{stem}.{item_id}.{ext}"
 
 
 def _batch(session: Session, request_id: str) -> Batch:

@@ -28,7 +28,6 @@ def register(app: typer.Typer) -> None:
             None,
             "-o",
             "--output-file",
-            envvar="STENCIL_GALLERY_FILE",
             help="Write the page here (default: <data_dir>/galleries/<batch_id>.html).",
         ),
         open_page: bool = typer.Option(False, "--open", help="Open the page in a browser."),

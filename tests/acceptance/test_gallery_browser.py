@@ -132,7 +132,9 @@ def test_review_loop_in_chromium(stencil_env: Path, tmp_path: Path, browser: Any
     assert page_path == default_path(stencil_env, batch_id)
 
     with serve(page_path.parent) as base:
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, accept_downloads=True
+        )
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -152,7 +154,14 @@ def test_review_loop_in_chromium(stencil_env: Path, tmp_path: Path, browser: Any
         page.click('#filters [data-filter="all"]')
         assert _visible_ids(page) == order
 
-        page.locator(".card").nth(0).scroll_into_view_if_needed()
+        first_card = page.locator(f'.card[data-id="{succeeded[0]}"]')
+        prompt = cli_json("poll", succeeded[0])["prompt"]
+        assert first_card.locator(".media").get_attribute("title") == prompt  # on hover
+        first_card.locator(".media").click()  # and on click
+        assert page.locator("#prompt-dialog").is_visible()
+        assert page.locator("#prompt-text").inner_text().strip() == prompt.strip()
+        page.locator("#prompt-dialog button").click()
+        first_card.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "gallery.png"))  # before marking, for a look
         rejected = [succeeded[0], succeeded[3]]
         approved = succeeded[1]
@@ -231,8 +240,7 @@ def test_review_loop_in_chromium(stencil_env: Path, tmp_path: Path, browser: Any
             assert (output / old["output_key"]).is_file()  # the rejected image is kept
             assert new["review"] is None
         else:
-            assert new == {**old, "status": new["status"]}
-            assert new["status"] == ("failed" if item_id == failed_id else "succeeded")
+            assert {**new, "review": None} == old  # untouched: same image, attempts, times
     assert after[approved]["review"] == "approved"
 
 

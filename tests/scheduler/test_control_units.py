@@ -16,4 +16,10 @@ from scheduler.control import next_output_key
     ],
 )
 def test_next_output_key_keeps_the_old_image(key: str, expected: str) -> None:
-    assert next_output_key(key, "i_x") == expected
+    assert next_output_key(key) == expected
+
+
+def test_a_reused_item_gets_a_key_of_its_own() -> None:
+    from scheduler.control import _own_key
+
+    assert _own_key("b_1/A/1.png", "i_abc") == "b_1/A/1.i_abc.png"
