@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from models.db import session_scope
+from models.queries import batches as batch_queries
 from scheduler.manifest import SubmitOptions
 from scheduler.submit import Submission, submit
 from stencil.catalog import micros_to_usd
@@ -15,7 +16,7 @@ from stencil.cli.common import ready, storage_for
 from stencil.cli.output import console, err_console, print_json, results_table
 from stencil.cli.progress import follow
 from stencil.runner import scheduler_thread, worker_process
-from stencil.views import result_rows
+from stencil.views import poll, result_rows
 
 MANIFEST = typer.Argument(..., exists=False, help="A YAML manifest or a CSV file.")
 
@@ -148,7 +149,7 @@ def run_cmd(
             highlight=False,
         )
     with worker_process(concurrency=concurrency) as worker, scheduler_thread(settings):
-        view = follow(
+        follow(
             sub.batch_id,
             storage=storage,
             ttl_s=settings.url_ttl_s,
@@ -156,6 +157,11 @@ def run_cmd(
             alive=lambda: worker.poll() is None,
         )
     with session_scope() as session:
+        batch_queries.close_if_finished(session=session, batch_id=sub.batch_id)
+    with session_scope() as session:
+        view = poll(
+            session=session, request_id=sub.batch_id, storage=storage, ttl_s=settings.url_ttl_s
+        )
         rows = list(
             result_rows(
                 session=session,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import io
+import re
 import unicodedata
 import warnings
 
@@ -118,9 +119,10 @@ def printable(text: str) -> str:
 
 
 def wrap_text(text: str, font: Font, max_width: float) -> list[str]:
-    """Greedy word wrap by measured width; words longer than a line are broken."""
+    """Greedy word wrap by measured width; blank lines separate paragraphs (single line breaks,
+    as in a YAML block, are spaces); words longer than a line are broken."""
     lines: list[str] = []
-    for paragraph in text.splitlines() or [""]:
+    for paragraph in re.split(r"\n\s*\n", text) or [""]:
         line = ""
         for word in paragraph.split():
             candidate = f"{line} {word}" if line else word
