@@ -57,6 +57,17 @@ class WorkerContext:
     leases: LeaseKeeper
     name: str = socket.gethostname()
 
+    def redact(self, text: str) -> str:
+        """Text with every configured credential removed (for messages from unexpected errors)."""
+        from worker.providers.classify import make_redactor
+
+        secrets = (
+            self.settings.vertex_api_key,
+            self.settings.vertex_access_token,
+            self.settings.gemini_api_key,
+        )
+        return make_redactor(s.get_secret_value() for s in secrets if s)(text)
+
     def provider(self, name: str) -> Provider:
         if name not in self.providers:
             from worker.providers import get_provider
@@ -157,8 +168,9 @@ def _call(batch: Batch, item: Item, ctx: WorkerContext) -> ImageResult:
     except StorageError as exc:
         return ImageResult(state=AttemptState.transient, message=f"reference image: {exc}")
     except Exception as exc:  # a bug must not strand the item: record it and retry boundedly
-        log.exception("provider call failed unexpectedly for %s", item.id)
-        return ImageResult(state=AttemptState.transient, message=f"{type(exc).__name__}: {exc}")
+        message = ctx.redact(f"{type(exc).__name__}: {exc}")
+        log.warning("provider call failed unexpectedly for %s: %s", item.id, message)
+        return ImageResult(state=AttemptState.transient, message=message)
 
 
 def _still_calling(attempt_id: str) -> bool:
