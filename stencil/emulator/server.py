@@ -130,6 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, code: int, body: bytes) -> None:
+        self._release_slot()
         self.send_response(code)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(body)))
@@ -140,6 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away (a killed worker): not our error
 
     def _drop(self) -> None:
+        self._release_slot()
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -147,8 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _fail(self, outcome: str, code: int, message: str | None = None, **extra: Any) -> None:
-        self._send(code, error_body(code, message, extra.get("details")))
+        # counted before the answer leaves, so a client that has its answer sees it counted
         self.server.stats.answered(outcome, code, self.server.knobs.get().sample_interval_s)
+        self._send(code, error_body(code, message, extra.get("details")))
 
     # ---- admin ----------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -250,10 +253,17 @@ class _Handler(BaseHTTPRequestHandler):
         if refusal is not None:
             self._fail(f"rate_limited_{refusal}", 429)
             return
+        self._slot_held = True
         try:
             self._serve(model, call)
         finally:
-            server.stats.release(server.knobs.get().sample_interval_s)
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        """Give back the concurrency slot once, before the answer leaves."""
+        if getattr(self, "_slot_held", False):
+            self._slot_held = False
+            self.server.stats.release(self.server.knobs.get().sample_interval_s)
 
     def _serve(self, model: str, call: Call) -> None:
         server, knobs = self.server, self.server.knobs.get()
@@ -266,8 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "dropped" or fault == "timeout":
             if fault == "timeout":
                 server.stopping.wait(knobs.hang_s)
-            self._drop()
             server.stats.answered(fault, None, knobs.sample_interval_s)
+            self._drop()
             return
         if fault == "error_500":
             self._fail(fault, 500)
@@ -286,8 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
             model, prompt_tokens=answer.prompt_tokens, output_tokens=answer.output_tokens
         )
         self.server.stats.bill(answer.prompt_tokens, answer.output_tokens, micros)
-        self._send(200, json_bytes(answer.body))
         self.server.stats.answered(answer.outcome, 200, knobs.sample_interval_s)
+        self._send(200, json_bytes(answer.body))
 
 
 class EmulatorHandle:
