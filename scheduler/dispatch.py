@@ -28,7 +28,7 @@ from stencil.settings import Settings
 
 log = logging.getLogger(__name__)
 Sender = Callable[[list[str]], None]  # puts item ids on the broker
-OBSERVE_LAG = timedelta(seconds=0.3)  # results commit a moment after their finished_at
+OBSERVE_LAG = timedelta(seconds=0.15)  # results commit a moment after their finished_at
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@
 
 Vertex's image models have a dynamic shared quota, so the limit is learned, not configured.
 The controller remembers where 429s began (``w_max``), backs off by a gentle factor (at most once
-per round trip: only 429s from calls started after the last decrease count), climbs back quickly
-to just under ``w_max`` and then probes above it slowly, as TCP CUBIC does. Before the first 429
-it grows by half the successes (about 1.5x per round trip).
+per round trip: only 429s from calls started after the last decrease count; deeper when many calls
+in flight were refused), climbs back quickly to just under ``w_max`` and then probes above it by
+about one call per round trip, faster the further it gets (capacity may have grown), as TCP CUBIC
+does around its plateau. Before the first 429 it grows by the successes (about 2x per round trip).
+The window counts items in flight, which includes a worker's time around each call (opening the
+attempt, storing the image): probing finds the item count at which calls reach the capacity.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-BETA = 0.85  # multiplicative decrease on 429
+BETA = 0.9  # multiplicative decrease on 429
 APPROACH = 0.5  # share of the gap to w_max closed per round trip
-PROBE = 0.15  # growth per round trip once at or above w_max
+PROBE = 1.0  # calls added per round trip once at or above w_max
+CONVEX = 0.5  # above w_max the probe grows by this share of the distance per round trip
 FLOOR = 1.0
 
 
@@ -37,21 +41,19 @@ def observe(
     """The next window after some calls ended: ``rate_limited`` counts only fresh 429s."""
     if rate_limited > 0:
         base = min(state.limit, max(float(in_flight), FLOOR))
-        share = rate_limited / max(1, rate_limited + successes)
-        factor = min(BETA, max(0.5, 1.0 - share))
-        return WindowState(
-            limit=max(FLOOR, base * factor),
-            w_max=base,
-            last_decrease_at=now,
-        )
+        # A deeper cut only when many of the calls in flight were refused (capacity fell).
+        factor = min(BETA, max(0.5, 1.0 - rate_limited / base))
+        # w_max: where 429s began; after a big overshoot, what was admitted rather than tried
+        w_max = base if factor >= BETA else max(FLOOR, base - rate_limited)
+        return WindowState(limit=max(FLOOR, base * factor), w_max=w_max, last_decrease_at=now)
     if successes <= 0 or in_flight < state.limit - 2:
         return state  # grow only while the window is what limits the fleet
     limit = state.limit
     per_rtt = successes / max(limit, FLOOR)  # fraction of a round trip these successes represent
     if state.w_max <= 0:
-        limit += successes * 0.5
+        limit += successes  # slow start: about 2x per round trip
     elif limit < state.w_max * 0.98:
         limit += (state.w_max - limit) * min(1.0, APPROACH * per_rtt * 2)
-    else:
-        limit += PROBE * per_rtt
+    else:  # probe: about one call per round trip, faster the further above w_max (convex)
+        limit += per_rtt * max(PROBE, CONVEX * (limit - state.w_max))
     return replace(state, limit=min(ceiling, max(FLOOR, limit)))

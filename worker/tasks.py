@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from typing import Any
+
+from celery.signals import worker_ready
 
 from stencil.settings import get_settings
 from stencil.storage import open_storage
@@ -29,6 +33,19 @@ def worker_context() -> WorkerContext:
                 leases=LeaseKeeper(settings.lease_s),
             )
         return _context
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _warm_up(**_: Any) -> None:
+    """Build the context and the default provider's client now, not on the first item."""
+    try:
+        ctx = worker_context()
+        provider = ctx.provider(ctx.settings.provider)
+        client = getattr(provider, "client", None)
+        if callable(client):
+            client()
+    except Exception:  # a misconfiguration is reported by the first item instead
+        logging.getLogger(__name__).debug("provider warm-up failed", exc_info=True)
 
 
 @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
