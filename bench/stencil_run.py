@@ -63,6 +63,19 @@ def cpu_seconds(fleet: Fleet) -> float:
     return total
 
 
+def settle(fleet: Fleet, *, quiet_s: float = 0.5, timeout_s: float = 20.0) -> None:
+    """Wait until the fleet's processes are idle, so start-up (imports, warm-up) is not counted
+    as per-image CPU."""
+    deadline = time.monotonic() + timeout_s
+    before = cpu_seconds(fleet)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = cpu_seconds(fleet)
+        if now - before < 0.05 * quiet_s * max(1, len(fleet.processes)):
+            return
+        before = now
+
+
 def pg_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
@@ -94,6 +107,7 @@ def run_stencil(
     emulator = stack.emu.client
     driver = CapacityDriver(emulator, schedule)
     try:
+        settle(fleet)
         with psycopg.connect(pg_url(database), autocommit=True) as conn:
             cpu0 = cpu_seconds(fleet)
             machine0 = psutil.cpu_times()

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from stencil.settings import get_settings
 
@@ -32,6 +32,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _no_session_sync(state: ORMExecuteState) -> None:
+    """Bulk UPDATE/DELETE statements don't update objects already loaded in the session: the
+    queries here re-read what they need, and skipping the sync saves work on every hot path."""
+    if state.is_update or state.is_delete:
+        state.update_execution_options(synchronize_session=False)
 
 
 def get_engine() -> Engine:

@@ -4,8 +4,9 @@ Vertex's image models have a dynamic shared quota, so the limit is learned, not 
 The controller remembers where 429s began (``w_max``), backs off by a gentle factor (at most once
 per round trip: only 429s from calls started after the last decrease count; deeper when many calls
 in flight were refused), climbs back quickly to just under ``w_max`` and then probes above it by
-about one call per round trip, faster the further it gets (capacity may have grown), as TCP CUBIC
-does around its plateau. Before the first 429 it grows by the successes (about 2x per round trip).
+a small share of it per round trip, faster the further it gets (capacity may have grown), as TCP
+CUBIC does around its plateau. Before the first 429 it grows about 1.5x per round trip (Google
+advises ramping up gradually).
 The window counts items in flight, which includes a worker's time around each call (opening the
 attempt, storing the image): probing finds the item count at which calls reach the capacity.
 """
@@ -17,8 +18,10 @@ from datetime import datetime
 
 BETA = 0.9  # multiplicative decrease on 429
 APPROACH = 0.5  # share of the gap to w_max closed per round trip
-PROBE = 1.0  # calls added per round trip once at or above w_max
-CONVEX = 0.5  # above w_max the probe grows by this share of the distance per round trip
+PROBE_SHARE = 0.04  # at w_max, probe by this share of it per round trip (16 -> ~0.6 call)
+PROBE_MIN = 0.25  # ... but at least this many calls per round trip
+CONVEX = 0.25  # above w_max the probe grows by this share of the distance per round trip
+SLOW_START = 0.5  # before the first 429: grow by this share of the successes (1.5x per trip)
 FLOOR = 1.0
 
 
@@ -51,9 +54,10 @@ def observe(
     limit = state.limit
     per_rtt = successes / max(limit, FLOOR)  # fraction of a round trip these successes represent
     if state.w_max <= 0:
-        limit += successes  # slow start: about 2x per round trip
+        limit += successes * SLOW_START  # ramp up gradually, as Google advises
     elif limit < state.w_max * 0.98:
         limit += (state.w_max - limit) * min(1.0, APPROACH * per_rtt * 2)
-    else:  # probe: about one call per round trip, faster the further above w_max (convex)
-        limit += per_rtt * max(PROBE, CONVEX * (limit - state.w_max))
+    else:  # probe gently near w_max, faster the further above it (convex, as CUBIC)
+        probe = max(PROBE_MIN, PROBE_SHARE * state.w_max, CONVEX * (limit - state.w_max))
+        limit += per_rtt * probe
     return replace(state, limit=min(ceiling, max(FLOOR, limit)))

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     lease_s: float = 60.0
     dispatch_lease_s: float = 120.0
     tick_s: float = 0.1
+    handoff: bool = Field(default=True, description="Finishing workers take the next item directly")
     auth_failure_limit: int = 3
 
     # The guarded fetcher: hosts admitted although not global (tests only).

@@ -35,6 +35,7 @@ from worker.sidecar import build_sidecar, sidecar_key
 
 log = logging.getLogger(__name__)
 BUDGET_WAIT_S = 1.0
+HANDOFF_MAX = 25  # items one task runs back to back before it lets Celery breathe
 
 
 class RunOutcome(StrEnum):
@@ -43,6 +44,7 @@ class RunOutcome(StrEnum):
     skipped = "skipped"  # the item was not dispatched (duplicate message, cancelled, paused)
     deferred = "deferred"  # the batch budget had no room now; back to queued
     recorded = "recorded"  # an attempt ran and its result was recorded
+    throttled = "throttled"  # recorded, and the provider asked to slow down (429)
     superseded = "superseded"  # an attempt ran but a newer one owns the item
 
 
@@ -76,6 +78,21 @@ class WorkerContext:
         return self.providers[name]
 
 
+def run_chain(item_id: str, ctx: WorkerContext) -> list[RunOutcome]:
+    """Run an item, then, while the window has room, the next ones handed over directly."""
+    from scheduler.dispatch import claim_next
+
+    outcomes: list[RunOutcome] = []
+    next_id: str | None = item_id
+    while next_id is not None:
+        outcome = run_item(next_id, ctx)
+        outcomes.append(outcome)
+        next_id = None
+        if ctx.settings.handoff and outcome is RunOutcome.recorded and len(outcomes) < HANDOFF_MAX:
+            next_id = claim_next(settings=ctx.settings)
+    return outcomes
+
+
 def run_item(item_id: str, ctx: WorkerContext) -> RunOutcome:
     opened = _open_attempt(item_id, ctx)
     if isinstance(opened, RunOutcome):
@@ -84,7 +101,8 @@ def run_item(item_id: str, ctx: WorkerContext) -> RunOutcome:
     ctx.leases.hold(item.id, attempt.id)
     try:
         result = _call(batch, item, ctx)
-        if result.state is AttemptState.succeeded and _still_calling(attempt.id):
+        fresh = ctx.leases.surely_held(item.id) or _still_calling(attempt.id)
+        if result.state is AttemptState.succeeded and fresh:
             result = _store(batch, item, attempt, result, ctx)
         return _record(batch, item, attempt, result, ctx)
     finally:
@@ -92,6 +110,43 @@ def run_item(item_id: str, ctx: WorkerContext) -> RunOutcome:
 
 
 def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attempt] | RunOutcome:
+    """Take the item, reserve its estimate and commit the attempt as `calling`: three statements
+    in one transaction on the usual path, a closer look otherwise."""
+    now = utcnow()
+    attempt_id = new_id(IdKind.attempt)
+    with session_scope() as session:
+        item = item_queries.take_dispatched(
+            session=session,
+            item_id=item_id,
+            attempt_id=attempt_id,
+            lease_s=ctx.settings.lease_s,
+            now=now,
+        )
+        batch = None
+        if item is not None:
+            batch = batch_queries.reserve_returning(
+                session=session, batch_id=item.batch_id, micros=item.estimate_micros
+            )
+        if item is not None and batch is not None:
+            attempt = attempt_queries.open_attempt(
+                session=session,
+                attempt_id=attempt_id,
+                item_id=item_id,
+                batch_id=batch.id,
+                number=item.attempts,
+                worker=ctx.name,
+                reserved_micros=item.estimate_micros,
+                now=now,
+            )
+            return batch, item, attempt
+        session.rollback()
+    return _open_attempt_checked(item_id, ctx)
+
+
+def _open_attempt_checked(
+    item_id: str, ctx: WorkerContext
+) -> tuple[Batch, Item, Attempt] | RunOutcome:
+    """The slow path: say why the item cannot start now (duplicate, paused, budget) or start it."""
     now = utcnow()
     with session_scope() as session:
         item = item_queries.get_item(session=session, item_id=item_id)
@@ -245,6 +300,8 @@ def _record(
                 only_from=[BatchStatus.running],
                 reason=stop_reason,
             )
+    if result.state is AttemptState.rate_limited:
+        return RunOutcome.throttled
     return RunOutcome.recorded
 
 

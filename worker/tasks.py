@@ -11,7 +11,7 @@ from celery.signals import worker_ready
 from stencil.settings import get_settings
 from stencil.storage import open_storage
 from worker.app import TASK_NAME, app
-from worker.execute import WorkerContext, run_item
+from worker.execute import WorkerContext, run_chain
 from worker.leases import LeaseKeeper
 from worker.refs import RefCache
 
@@ -49,5 +49,5 @@ def _warm_up(**_: Any) -> None:
 
 
 @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
-def run_item_task(item_id: str) -> str:
-    return run_item(item_id, worker_context()).value
+def run_item_task(item_id: str) -> list[str]:
+    return [outcome.value for outcome in run_chain(item_id, worker_context())]

@@ -83,6 +83,21 @@ def reserve_budget(*, session: Session, batch_id: str, micros: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def reserve_returning(*, session: Session, batch_id: str, micros: int) -> Batch | None:
+    """:func:`reserve_budget` that also returns the batch (one round trip); None if no room."""
+    return session.scalars(
+        update(Batch)
+        .where(
+            Batch.id == batch_id,
+            (Batch.budget_micros.is_(None))
+            | (Batch.spent_micros + Batch.reserved_micros + micros <= Batch.budget_micros),
+        )
+        .values(reserved_micros=Batch.reserved_micros + micros)
+        .returning(Batch)
+        .execution_options(synchronize_session=False)
+    ).first()
+
+
 def settle_budget(*, session: Session, batch_id: str, reserved: int, spent: int) -> None:
     """Release a reservation and record what was really spent."""
     session.execute(

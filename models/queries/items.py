@@ -11,8 +11,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
-from models.statuses import IN_FLIGHT_ITEM, ItemStatus
-from models.tables import Item
+from models.statuses import IN_FLIGHT_ITEM, BatchStatus, ItemStatus
+from models.tables import Batch, Item
 
 COPY_THRESHOLD = 500
 COPY_COLUMNS = (
@@ -145,11 +145,40 @@ def start_running(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def take_dispatched(
+    *, session: Session, item_id: str, attempt_id: str, lease_s: float, now: datetime
+) -> Item | None:
+    """The fast path of a worker's start: take a dispatched item of a running batch in one
+    statement, returning it; None when anything is unusual (the caller then looks closer)."""
+    running_batch = (
+        select(Batch.id)
+        .where(Batch.id == Item.batch_id, Batch.status == BatchStatus.running.value)
+        .exists()
+    )
+    return session.scalars(
+        update(Item)
+        .where(Item.id == item_id, Item.status == ItemStatus.dispatched.value, running_batch)
+        .values(
+            status=ItemStatus.running.value,
+            current_attempt_id=attempt_id,
+            attempts=Item.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            updated_at=now,
+        )
+        .returning(Item)
+        .execution_options(synchronize_session=False)
+    ).first()
+
+
 def renew_lease(*, session: Session, item_id: str, attempt_id: str, lease_s: float) -> bool:
     now = utcnow()
     result = session.execute(
         update(Item)
-        .where(Item.id == item_id, Item.current_attempt_id == attempt_id)
+        .where(
+            Item.id == item_id,
+            Item.current_attempt_id == attempt_id,
+            Item.status == ItemStatus.running.value,
+        )
         .values(lease_expires_at=now + timedelta(seconds=lease_s))
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

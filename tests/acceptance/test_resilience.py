@@ -187,3 +187,18 @@ def test_two_schedulers_dispatch_each_item_once(
     _assert_all_succeeded_once(fleet, pg_url, batch_id, 60)
     assert emulator.stats()["requests"] == 60  # no item was called twice
     assert max(emulator.stats()["per_prompt"].values()) == 1
+
+
+def test_the_window_bounds_calls_in_flight(
+    fleet: Fleet, emulator: EmulatorHandle, pg_url: str, tmp_path: Path
+) -> None:
+    """Workers hand themselves the next item on completion: still never more than the window."""
+    emulator.configure(latency_mean_s=0.2)
+    fleet.env.update(STENCIL_WINDOW_INITIAL="4", STENCIL_WINDOW_CEILING="4")
+    batch_id = _submit(fleet, tmp_path, 60)
+    fleet.start_scheduler()
+    fleet.start_worker("worker-a", concurrency=16)
+    fleet.start_worker("worker-b", concurrency=16)
+    _assert_all_succeeded_once(fleet, pg_url, batch_id, 60)
+    assert emulator.stats()["max_in_flight"] <= 4
+    assert emulator.stats()["requests"] == 60

@@ -45,7 +45,7 @@ def test_converges_near_capacity_with_few_refusals() -> None:
 
 def test_slow_start_reaches_capacity_within_a_few_round_trips() -> None:
     rounds = simulate([64] * 10)
-    assert any(r["calls"] >= 32 for r in rounds[:5])
+    assert any(r["calls"] >= 32 for r in rounds[:7])  # about 1.5x per round trip
 
 
 def test_halved_capacity_is_followed_down_and_back_up() -> None:

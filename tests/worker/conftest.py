@@ -52,14 +52,16 @@ class Embedded:
         dispatch_tick(settings=self.settings, send=self.sent.extend)
         return self.sent[before:]
 
-    def context(self, provider: object | None = None) -> WorkerContext:
+    def context(
+        self, provider: object | None = None, *, lease_s: float | None = None
+    ) -> WorkerContext:
         providers = {"preview": provider or PreviewProvider()}
         return WorkerContext(
             settings=self.settings,
             storage=open_storage(self.settings),
             providers=providers,  # type: ignore[arg-type]
             refs=RefCache(),
-            leases=LeaseKeeper(self.settings.lease_s),
+            leases=LeaseKeeper(lease_s or self.settings.lease_s),
         )
 
 

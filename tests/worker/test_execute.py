@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -51,9 +52,9 @@ def test_a_zombie_attempt_cannot_overwrite_a_newer_one(embedded: Embedded) -> No
     item_id = embedded.dispatch()[0]
     gated = GatedProvider()
     outcome: list[RunOutcome] = []
-    zombie = threading.Thread(
-        target=lambda: outcome.append(run_item(item_id, embedded.context(gated)))
-    )
+    # A short lease, so that by the time the zombie's call returns it must ask the database.
+    zombie_ctx = embedded.context(gated, lease_s=1.0)
+    zombie = threading.Thread(target=lambda: outcome.append(run_item(item_id, zombie_ctx)))
     zombie.start()
     assert gated.entered.wait(10)
     first_attempt = _item(item_id).current_attempt_id
@@ -71,6 +72,7 @@ def test_a_zombie_attempt_cannot_overwrite_a_newer_one(embedded: Embedded) -> No
     newer = _item(item_id)
     assert newer.status == ItemStatus.succeeded.value and newer.current_attempt_id != first_attempt
 
+    time.sleep(0.6)  # more than half the zombie's lease has passed
     gated.release.set()  # the zombie's call finally returns
     zombie.join(10)
     assert outcome == [RunOutcome.superseded]
