@@ -10,7 +10,8 @@ import redis
 
 from bench.bucket import run_bucket
 from bench.measure import CapacityDriver, Run, Schedule, emulator_counts, shift_timeline
-from bench.stack import ROOT, TOKEN, Stack, stop_process, wait_workers
+from bench.stack import ROOT, TOKEN, Stack, wait_workers
+from stencil.runner import stop_group
 
 
 def prompts_for(tag: str, n: int) -> list[str]:
@@ -97,7 +98,7 @@ def run_celery_baseline(
         first = {_text(k): float(v) for k, v in store.hgetall("bench:first").items()}
     finally:
         driver.stop()
-        stop_process(worker)
+        stop_group(worker)
         store.close()
     wall = (max(done.values()) if done else time.time()) - t0_wall
     requests, limited = emulator_counts(stats)

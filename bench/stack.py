@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stencil.emulator import EmulatorClient
+from stencil.runner import stop_group
+from tests.fleet import Fleet
 from tests.services import PostgresServer, RedisServer, S3Server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,54 +74,7 @@ class Emulator:
         return cls(process, url, client)
 
     def stop(self) -> None:
-        stop_process(self.process)
-
-
-def stop_process(process: subprocess.Popen[Any], grace_s: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL after ``grace_s``."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
-
-
-@dataclass
-class Fleet:
-    """A `stencil scheduler` and N `stencil worker` processes over one database."""
-
-    env: dict[str, str]
-    log_dir: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, *args: str, name: str) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stencil", *args],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for process in self.processes:
-            stop_process(process)
-        self.processes.clear()
+        stop_group(self.process)
 
 
 class Stack:
@@ -192,8 +146,8 @@ class Stack:
         log_dir.mkdir(exist_ok=True)
         fleet = Fleet(env=env, log_dir=log_dir)
         for n in range(workers):
-            fleet.start("worker", "--concurrency", str(concurrency), name=f"worker{n}")
-        fleet.start("scheduler", name="scheduler")
+            fleet.start(f"worker{n}", "worker", "--concurrency", str(concurrency))
+        fleet.start("scheduler", "scheduler")
         wait_workers(self.redis.url, workers)
         return fleet
 

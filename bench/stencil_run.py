@@ -15,7 +15,8 @@ import psutil
 import psycopg
 
 from bench.measure import CapacityDriver, Run, Schedule, emulator_counts, shift_timeline
-from bench.stack import ROOT, Fleet, Stack
+from bench.stack import ROOT, Stack
+from tests.fleet import Fleet
 
 ENDED = ("succeeded", "failed", "blocked", "no_image", "cancelled", "budget_exhausted")
 
@@ -54,7 +55,7 @@ def submit(env: dict[str, str], manifest: Path, name: str) -> str:
 
 def cpu_seconds(fleet: Fleet) -> float:
     total = 0.0
-    for process in fleet.processes:
+    for process in fleet.processes.values():
         try:
             times = psutil.Process(process.pid).cpu_times()
         except psutil.NoSuchProcess:

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from scheduler.loop import run_scheduler
 from stencil.settings import Settings
@@ -37,7 +38,8 @@ def worker_process(
         stop_group(process)
 
 
-def stop_group(process: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> None:
+def stop_group(process: subprocess.Popen[Any], *, grace_s: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL it after ``grace_s``."""
     if process.poll() is not None:
         return
     try:

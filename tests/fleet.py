@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stencil.runner import stop_group
 from tests.cli import ROOT, cli_json, run_cli, stencil_env
 
 FAST = {
@@ -88,10 +90,14 @@ class Fleet:
         process.wait(timeout=30)
 
     def stop(self) -> None:
-        for name in list(self.processes):
-            self.kill(
-                name, signal.SIGTERM if self.processes[name].poll() is None else signal.SIGKILL
-            )
+        """SIGTERM every process group at once, then wait for each (SIGKILL after a grace)."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            stop_group(process)
+        self.processes.clear()
 
     def wait_done(self, batch_id: str, timeout: float = 120) -> dict[str, Any]:
         """Poll until every item of the batch has ended; fails with the logs on timeout."""
