@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from stencil.emulator import EmulatorHandle, start_emulator
 from tests.services import (
     S3_ENV_UNSET,
     PostgresServer,
@@ -109,3 +110,17 @@ def stencil_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         db.engine_for(get_settings().resolved_database_url).dispose()
     get_settings.cache_clear()
     db.engine_for.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def shared_emulator() -> Iterator[EmulatorHandle]:
+    """One Vertex emulator for the unit tests of the provider and the emulator itself."""
+    with start_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+def emu(shared_emulator: EmulatorHandle) -> EmulatorHandle:
+    """The shared emulator with its counters zeroed and its starting knobs back."""
+    shared_emulator.reset(knobs=True)
+    return shared_emulator

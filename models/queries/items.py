@@ -134,15 +134,20 @@ def start_running(
     result = session.execute(
         update(Item)
         .where(Item.id == item_id, Item.status == ItemStatus.dispatched.value)
-        .values(
-            status=ItemStatus.running.value,
-            current_attempt_id=attempt_id,
-            attempts=Item.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            updated_at=now,
-        )
+        .values(**_running(attempt_id=attempt_id, lease_s=lease_s, now=now))
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _running(*, attempt_id: str, lease_s: float, now: datetime) -> dict[str, Any]:
+    """The columns of an item an attempt has just taken."""
+    return {
+        "status": ItemStatus.running.value,
+        "current_attempt_id": attempt_id,
+        "attempts": Item.attempts + 1,
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "updated_at": now,
+    }
 
 
 def take_dispatched(
@@ -158,13 +163,7 @@ def take_dispatched(
     return session.scalars(
         update(Item)
         .where(Item.id == item_id, Item.status == ItemStatus.dispatched.value, running_batch)
-        .values(
-            status=ItemStatus.running.value,
-            current_attempt_id=attempt_id,
-            attempts=Item.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            updated_at=now,
-        )
+        .values(**_running(attempt_id=attempt_id, lease_s=lease_s, now=now))
         .returning(Item)
         .execution_options(synchronize_session=False)
     ).first()

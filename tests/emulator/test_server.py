@@ -9,7 +9,6 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,23 +16,11 @@ import pytest
 from PIL import Image
 
 from stencil.catalog import cost_micros
-from stencil.emulator import EmulatorClient, EmulatorHandle, start_emulator
+from stencil.emulator import EmulatorClient, EmulatorHandle
 from stencil.errors import StencilError
 
 VERTEX = "/v1/projects/p/locations/us-central1/publishers/google/models/{model}:generateContent"
 MODEL = "gemini-2.5-flash-image"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorHandle]:
-    with start_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def emu(emulator: EmulatorHandle) -> EmulatorHandle:
-    emulator.reset(knobs=True)
-    return emulator
 
 
 def post(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from PIL import Image
 
 from models.statuses import AttemptState
 from stencil.catalog import cost_micros
-from stencil.emulator import EmulatorHandle, start_emulator
+from stencil.emulator import EmulatorHandle
 from stencil.errors import ConfigError
 from stencil.images import pixel_size_of
 from stencil.settings import Settings
@@ -45,18 +44,6 @@ def _google_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
     for name in GOOGLE_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorHandle]:
-    with start_emulator() as handle:
-        yield handle
-
-
-@pytest.fixture
-def emu(emulator: EmulatorHandle) -> EmulatorHandle:
-    emulator.reset(knobs=True)
-    return emulator
 
 
 def settings(**values: Any) -> Settings:
