@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -58,6 +59,7 @@ class WorkerContext:
     refs: RefCache
     leases: LeaseKeeper
     name: str = socket.gethostname()
+    stopping: threading.Event = field(default_factory=threading.Event)  # warm shutdown began
 
     def redact(self, text: str) -> str:
         """Text with every configured credential removed (for messages from unexpected errors)."""
@@ -88,7 +90,8 @@ def run_chain(item_id: str, ctx: WorkerContext) -> list[RunOutcome]:
         outcome = run_item(next_id, ctx)
         outcomes.append(outcome)
         next_id = None
-        if ctx.settings.handoff and outcome is RunOutcome.recorded and len(outcomes) < HANDOFF_MAX:
+        keep_going = not ctx.stopping.is_set() and len(outcomes) < HANDOFF_MAX
+        if ctx.settings.handoff and outcome is RunOutcome.recorded and keep_going:
             next_id = claim_next(settings=ctx.settings)
     return outcomes
 

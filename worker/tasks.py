@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Any
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutting_down
 
 from stencil.settings import get_settings
 from stencil.storage import open_storage
@@ -46,6 +46,12 @@ def _warm_up(**_: Any) -> None:
             client()
     except Exception:  # a misconfiguration is reported by the first item instead
         logging.getLogger(__name__).debug("provider warm-up failed", exc_info=True)
+
+
+@worker_shutting_down.connect  # type: ignore[untyped-decorator]
+def _stop_handing_off(**_: Any) -> None:
+    """On warm shutdown, running chains finish their current item and take no next one."""
+    worker_context().stopping.set()
 
 
 @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]

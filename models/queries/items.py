@@ -115,16 +115,20 @@ def claim_queued(
     ids = list(session.scalars(due).all())
     if not ids:
         return []
-    session.execute(
-        update(Item)
-        .where(Item.id.in_(ids), Item.status == ItemStatus.queued.value)
-        .values(
-            status=ItemStatus.dispatched.value,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            updated_at=now,
-        )
+    # RETURNING: only the items this statement really moved (on SQLite a second dispatcher may
+    # have taken some between the SELECT and the UPDATE)
+    return list(
+        session.scalars(
+            update(Item)
+            .where(Item.id.in_(ids), Item.status == ItemStatus.queued.value)
+            .values(
+                status=ItemStatus.dispatched.value,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                updated_at=now,
+            )
+            .returning(Item.id)
+        ).all()
     )
-    return ids
 
 
 def start_running(
