@@ -54,6 +54,11 @@ def test_run_catalog_on_embedded_default(stencil_env: Path) -> None:
     listing = cli_json("ls")
     assert listing[0]["request_id"] == view["request_id"]
 
+    waited = run_cli("wait", view["request_id"], "--json")
+    assert waited.returncode == 0 and json.loads(waited.stdout)["status"] == "done"
+    lines = run_cli("results", view["request_id"], "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == [r["request_id"] for r in rows]
+
 
 def test_resubmit_reuses_every_row(stencil_env: Path) -> None:
     first = run_cli("run", str(CATALOG), "--json", timeout=240)

@@ -86,6 +86,9 @@ def test_blocked_and_no_image_rows_keep_their_reason(
     item = fleet.json("poll", by_key["unsafe"]["request_id"])
     assert item["status"] == "blocked" and item["images"] == []
     assert item["error"]["kind"] == "blocked" and "IMAGE_SAFETY" in item["error"]["message"]
+    waited = fleet.cli("wait", view["request_id"])
+    assert waited.returncode == 1  # wait says plainly that not every item succeeded
+    assert "blocked" in waited.stdout
     results = fleet.cli("results", view["request_id"], "--format", "csv")
     table = {r["key"]: r for r in csv.DictReader(io.StringIO(results.stdout))}
     assert "NO_IMAGE" in table["empty"]["error"]
