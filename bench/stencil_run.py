@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -15,7 +13,8 @@ import psutil
 import psycopg
 
 from bench.measure import CapacityDriver, Run, Schedule, emulator_counts, shift_timeline
-from bench.stack import ROOT, Stack
+from bench.stack import Stack
+from tests.cli import run_cli
 from tests.fleet import Fleet
 
 ENDED = ("succeeded", "failed", "blocked", "no_image", "cancelled", "budget_exhausted")
@@ -32,22 +31,10 @@ def write_csv(path: Path, n: int, tag: str) -> Path:
     return path
 
 
-def cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stencil", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def submit(env: dict[str, str], manifest: Path, name: str) -> str:
     import json
 
-    result = cli(env, "submit", str(manifest), "--name", name, "--json")
+    result = run_cli("submit", str(manifest), "--name", name, "--json", env=env, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"stencil submit failed:\n{result.stderr[-2000:]}")
     return str(json.loads(result.stdout)["request_id"])

@@ -22,7 +22,7 @@ from models.queries import attempts as attempt_queries
 from models.queries import batches as batch_queries
 from models.queries import items as item_queries
 from models.queries.window import get_window
-from models.statuses import AttemptState, ItemStatus
+from models.statuses import ItemStatus
 from scheduler import window as controller
 from stencil.settings import Settings
 
@@ -77,14 +77,13 @@ def claim_next(*, settings: Settings) -> str | None:
 def _update_window(session: Session, settings: Settings, now: datetime) -> tuple[float, int]:
     row = get_window(session=session, initial=settings.window_initial, lock=True)
     until = now - OBSERVE_LAG
-    counts = attempt_queries.outcomes_since(session=session, since=row.observed_until, until=until)
-    fresh_429 = attempt_queries.rate_limited_started_after(
+    successes, fresh_429 = attempt_queries.window_observations(
         session=session, since=row.observed_until, until=until, started_after=row.last_decrease_at
     )
     in_flight = item_queries.count_in_flight(session=session)
     state = controller.observe(
         controller.WindowState(row.limit, row.w_max, row.last_decrease_at),
-        successes=counts.get(AttemptState.succeeded.value, 0),
+        successes=successes,
         rate_limited=fresh_429,
         in_flight=in_flight,
         now=now,

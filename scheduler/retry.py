@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from models.statuses import AttemptState, ItemStatus
+from models.tables import Item
 from stencil.settings import Settings
+from worker.providers.base import ImageResult
 
 RATE_LIMIT_MAX_ATTEMPTS = 50
 
@@ -23,6 +27,25 @@ class Next:
     delay_s: float = 0.0
     error_kind: str | None = None
     message: str | None = None
+
+    def item_columns(
+        self, *, result: ImageResult, no_image_count: int, now: datetime
+    ) -> dict[str, Any]:
+        """The item's new columns after the attempt that led here (worker and sweeper alike)."""
+        values: dict[str, Any] = {
+            "status": self.status.value,
+            "cost_micros": Item.cost_micros + result.cost_micros,
+            "no_image_count": no_image_count,
+            "lease_expires_at": None,
+            "not_before": now + timedelta(seconds=self.delay_s) if self.delay_s else None,
+            "updated_at": now,
+            "finished_at": now if self.status.ended else None,
+        }
+        if self.status is ItemStatus.succeeded:
+            values.update(content_type=result.mime, error_kind=None, error_message=None)
+        else:
+            values.update(error_kind=self.error_kind, error_message=self.message)
+        return values
 
 
 def backoff_s(

@@ -26,7 +26,6 @@ from scheduler.retry import next_step
 from stencil.errors import StorageError
 from stencil.settings import Settings
 from stencil.storage.base import Storage
-from worker.execute import item_values
 from worker.providers.base import ImageResult
 from worker.sidecar import parse_sidecar, sidecar_key
 
@@ -122,7 +121,7 @@ def _expire(
         session=session,
         item_id=item.id,
         attempt_id=attempt.id,
-        values=item_values(step, result, item.no_image_count, now),
+        values=step.item_columns(result=result, no_image_count=item.no_image_count, now=now),
     )
 
 

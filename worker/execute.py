@@ -114,7 +114,7 @@ def run_item(item_id: str, ctx: WorkerContext) -> RunOutcome:
 
 def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attempt] | RunOutcome:
     """Take the item, reserve its estimate and commit the attempt as `calling`: three statements
-    in one transaction on the usual path, a closer look otherwise."""
+    in one transaction; anything unusual rolls back and is sorted out by :func:`_not_startable`."""
     now = utcnow()
     attempt_id = new_id(IdKind.attempt)
     with session_scope() as session:
@@ -143,70 +143,33 @@ def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attemp
             )
             return batch, item, attempt
         session.rollback()
-    return _open_attempt_checked(item_id, ctx)
+    return _not_startable(item_id)
 
 
-def _open_attempt_checked(
-    item_id: str, ctx: WorkerContext
-) -> tuple[Batch, Item, Attempt] | RunOutcome:
-    """The slow path: say why the item cannot start now (duplicate, paused, budget) or start it."""
+def _not_startable(item_id: str) -> RunOutcome:
+    """Why the item could not start, with the item put where it belongs: a duplicate message is
+    dropped; a paused or stopped batch takes it back to queued, a cancelled one ends it; when the
+    budget has no room now it waits a moment in the queue (the sweeper ends it if it never will)."""
     now = utcnow()
     with session_scope() as session:
         item = item_queries.get_item(session=session, item_id=item_id)
         if item is None or item.status != ItemStatus.dispatched.value:
             return RunOutcome.skipped
         batch = batch_queries.get_batch(session=session, batch_id=item.batch_id)
-        assert batch is not None
-        if batch.status != BatchStatus.running.value:
-            ended = batch.status == BatchStatus.cancelled.value
-            item_queries.release_dispatched(
-                session=session,
-                item_id=item_id,
-                values={
-                    "status": (ItemStatus.cancelled if ended else ItemStatus.queued).value,
-                    "finished_at": now if ended else None,
-                    "lease_expires_at": None,
-                    "updated_at": now,
-                },
-            )
-            return RunOutcome.skipped
-        if not batch_queries.reserve_budget(
-            session=session, batch_id=batch.id, micros=item.estimate_micros
-        ):
-            item_queries.release_dispatched(
-                session=session,
-                item_id=item_id,
-                values={
-                    "status": ItemStatus.queued.value,
-                    "not_before": now + timedelta(seconds=BUDGET_WAIT_S),
-                    "lease_expires_at": None,
-                    "updated_at": now,
-                },
-            )
-            return RunOutcome.deferred
-        attempt_id = new_id(IdKind.attempt)
-        if not item_queries.start_running(
+        running = batch is not None and batch.status == BatchStatus.running.value
+        ended = batch is not None and batch.status == BatchStatus.cancelled.value
+        item_queries.release_dispatched(
             session=session,
             item_id=item_id,
-            attempt_id=attempt_id,
-            lease_s=ctx.settings.lease_s,
-            now=now,
-        ):
-            session.rollback()
-            return RunOutcome.skipped
-        attempt = attempt_queries.open_attempt(
-            session=session,
-            attempt_id=attempt_id,
-            item_id=item_id,
-            batch_id=batch.id,
-            number=item.attempts + 1,
-            worker=ctx.name,
-            reserved_micros=item.estimate_micros,
-            now=now,
+            values={
+                "status": (ItemStatus.cancelled if ended else ItemStatus.queued).value,
+                "not_before": now + timedelta(seconds=BUDGET_WAIT_S) if running else None,
+                "finished_at": now if ended else None,
+                "lease_expires_at": None,
+                "updated_at": now,
+            },
         )
-        session.flush()
-        session.refresh(item)
-    return batch, item, attempt
+    return RunOutcome.deferred if running else RunOutcome.skipped
 
 
 def _call(batch: Batch, item: Item, ctx: WorkerContext) -> ImageResult:
@@ -286,7 +249,7 @@ def _record(
             session=session,
             item_id=item.id,
             attempt_id=attempt.id,
-            values=item_values(step, result, no_image_count, now),
+            values=step.item_columns(result=result, no_image_count=no_image_count, now=now),
         )
         if not applied:
             attempt_queries.set_state(
@@ -333,22 +296,3 @@ def _attempt_values(result: ImageResult, item: Item, now: Any) -> dict[str, Any]
         "storage_key": item.output_key if result.state is AttemptState.succeeded else None,
         "finished_at": now,
     }
-
-
-def item_values(step: Any, result: ImageResult, no_image_count: int, now: Any) -> dict[str, Any]:
-    """The item's new columns after an attempt (shared with the sweeper's recovery)."""
-    ended = step.status.ended
-    values: dict[str, Any] = {
-        "status": step.status.value,
-        "cost_micros": Item.cost_micros + result.cost_micros,
-        "no_image_count": no_image_count,
-        "lease_expires_at": None,
-        "not_before": now + timedelta(seconds=step.delay_s) if step.delay_s else None,
-        "updated_at": now,
-        "finished_at": now if ended else None,
-    }
-    if step.status is ItemStatus.succeeded:
-        values.update(content_type=result.mime, error_kind=None, error_message=None)
-    else:
-        values.update(error_kind=step.error_kind, error_message=step.message)
-    return values

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from models.statuses import AttemptState
@@ -62,26 +62,22 @@ def attempts_of(*, session: Session, item_id: str) -> Sequence[Attempt]:
     ).all()
 
 
-def outcomes_since(*, session: Session, since: datetime | None, until: datetime) -> dict[str, int]:
-    """Counts of attempt states finished in (since, until]."""
-    query = select(Attempt.state, func.count()).where(Attempt.finished_at <= until)
-    if since is not None:
-        query = query.where(Attempt.finished_at > since)
-    return {state: count for state, count in session.execute(query.group_by(Attempt.state))}
-
-
-def rate_limited_started_after(
+def window_observations(
     *, session: Session, since: datetime | None, until: datetime, started_after: datetime | None
-) -> int:
-    """429s observed in (since, until] from calls started after the last window decrease."""
-    query = select(func.count()).where(
-        Attempt.state == AttemptState.rate_limited.value, Attempt.finished_at <= until
+) -> tuple[int, int]:
+    """Calls that ended in (since, until]: successes, and 429s from calls started after the last
+    window decrease (older 429s were already answered by that decrease). One statement."""
+    succeeded = Attempt.state == AttemptState.succeeded.value
+    fresh_429 = Attempt.state == AttemptState.rate_limited.value
+    if started_after is not None:
+        fresh_429 = and_(fresh_429, Attempt.started_at > started_after)
+    query = select(func.count().filter(succeeded), func.count().filter(fresh_429)).where(
+        Attempt.finished_at <= until
     )
     if since is not None:
         query = query.where(Attempt.finished_at > since)
-    if started_after is not None:
-        query = query.where(Attempt.started_at > started_after)
-    return int(session.scalar(query) or 0)
+    row = session.execute(query).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 def calls_started_since(*, session: Session, since: datetime) -> int:

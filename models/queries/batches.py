@@ -69,22 +69,9 @@ def touch_dispatch(*, session: Session, batch_id: str, now: datetime) -> None:
     session.execute(update(Batch).where(Batch.id == batch_id).values(last_dispatch_at=now))
 
 
-def reserve_budget(*, session: Session, batch_id: str, micros: int) -> bool:
-    """Reserve ``micros`` of the batch's budget in one conditional UPDATE; False if it won't fit."""
-    result = session.execute(
-        update(Batch)
-        .where(
-            Batch.id == batch_id,
-            (Batch.budget_micros.is_(None))
-            | (Batch.spent_micros + Batch.reserved_micros + micros <= Batch.budget_micros),
-        )
-        .values(reserved_micros=Batch.reserved_micros + micros)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 def reserve_returning(*, session: Session, batch_id: str, micros: int) -> Batch | None:
-    """:func:`reserve_budget` that also returns the batch (one round trip); None if no room."""
+    """Reserve ``micros`` of the batch's budget in one conditional UPDATE and return the batch;
+    None when the reservation would not fit (concurrent workers cannot overshoot the cap)."""
     return session.scalars(
         update(Batch)
         .where(

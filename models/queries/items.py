@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -131,29 +131,6 @@ def claim_queued(
     )
 
 
-def start_running(
-    *, session: Session, item_id: str, attempt_id: str, lease_s: float, now: datetime
-) -> bool:
-    """Take a dispatched item for one attempt; False if someone else has it (duplicate message)."""
-    result = session.execute(
-        update(Item)
-        .where(Item.id == item_id, Item.status == ItemStatus.dispatched.value)
-        .values(**_running(attempt_id=attempt_id, lease_s=lease_s, now=now))
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _running(*, attempt_id: str, lease_s: float, now: datetime) -> dict[str, Any]:
-    """The columns of an item an attempt has just taken."""
-    return {
-        "status": ItemStatus.running.value,
-        "current_attempt_id": attempt_id,
-        "attempts": Item.attempts + 1,
-        "lease_expires_at": now + timedelta(seconds=lease_s),
-        "updated_at": now,
-    }
-
-
 def take_dispatched(
     *, session: Session, item_id: str, attempt_id: str, lease_s: float, now: datetime
 ) -> Item | None:
@@ -167,21 +144,32 @@ def take_dispatched(
     return session.scalars(
         update(Item)
         .where(Item.id == item_id, Item.status == ItemStatus.dispatched.value, running_batch)
-        .values(**_running(attempt_id=attempt_id, lease_s=lease_s, now=now))
+        .values(
+            status=ItemStatus.running.value,
+            current_attempt_id=attempt_id,
+            attempts=Item.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            updated_at=now,
+        )
         .returning(Item)
         .execution_options(synchronize_session=False)
     ).first()
+
+
+def _owned_by(item_id: str, attempt_id: str) -> ColumnElement[bool]:
+    """The item is running under this attempt (the fence every attempt write goes through)."""
+    return and_(
+        Item.id == item_id,
+        Item.current_attempt_id == attempt_id,
+        Item.status == ItemStatus.running.value,
+    )
 
 
 def renew_lease(*, session: Session, item_id: str, attempt_id: str, lease_s: float) -> bool:
     now = utcnow()
     result = session.execute(
         update(Item)
-        .where(
-            Item.id == item_id,
-            Item.current_attempt_id == attempt_id,
-            Item.status == ItemStatus.running.value,
-        )
+        .where(_owned_by(item_id, attempt_id))
         .values(lease_expires_at=now + timedelta(seconds=lease_s))
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -191,15 +179,7 @@ def update_fenced(
     *, session: Session, item_id: str, attempt_id: str, values: dict[str, Any]
 ) -> bool:
     """Apply an attempt's result only if that attempt still owns the running item."""
-    result = session.execute(
-        update(Item)
-        .where(
-            Item.id == item_id,
-            Item.current_attempt_id == attempt_id,
-            Item.status == ItemStatus.running.value,
-        )
-        .values(**values)
-    )
+    result = session.execute(update(Item).where(_owned_by(item_id, attempt_id)).values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
