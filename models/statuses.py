@@ -21,6 +21,7 @@ class ItemStatus(StrEnum):
     queued = "queued"  # waiting for dispatch (after not_before, if set)
     dispatched = "dispatched"  # its id is on the broker; no worker has taken it yet
     running = "running"  # a worker holds its lease and has an attempt open
+    waiting = "waiting"  # an identical item (same fingerprint) is being generated: reused_from
     succeeded = "succeeded"  # the image is in storage
     failed = "failed"  # a failure that retrying will not fix, or retries exhausted
     blocked = "blocked"  # the model refused it for safety; reason kept

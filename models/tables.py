@@ -8,7 +8,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
@@ -72,12 +84,14 @@ class Item(Base):
     content_type: Mapped[str | None] = mapped_column(String(40))
     review: Mapped[str | None] = mapped_column(String(20))
     review_note: Mapped[str | None] = mapped_column(Text)
+    force: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # no reuse
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_items_batch_seq", "batch_id", "seq"),
+        Index("ix_items_fingerprint_status", "fingerprint", "status"),
         Index("ix_items_batch_status", "batch_id", "status"),
         Index("ix_items_status_not_before", "status", "not_before"),
         Index(
@@ -120,6 +134,23 @@ class Attempt(Base):
         Index("ix_attempts_finished_at", "finished_at"),
         Index("ix_attempts_state", "state"),
     )
+
+
+class OutputKey(Base):
+    """Who owns a storage key: one item at a time, so no batch overwrites another's image.
+
+    Claimed at submit in the batch's transaction (the primary key makes two concurrent submits
+    of the same key collide); handed to a new item only when the owner ended without an image.
+    """
+
+    __tablename__ = "output_keys"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(32))
+    batch_id: Mapped[str] = mapped_column(String(32))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_output_keys_item", "item_id"),)
 
 
 class FleetWindow(Base):

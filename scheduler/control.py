@@ -43,7 +43,10 @@ def cancel(*, session: Session, request_id: str) -> ControlResult:
         now = utcnow()
         moved = session.execute(
             update(Item)
-            .where(Item.id == item.id, Item.status == ItemStatus.queued.value)
+            .where(
+                Item.id == item.id,
+                Item.status.in_([ItemStatus.queued.value, ItemStatus.waiting.value]),
+            )
             .values(status=ItemStatus.cancelled.value, finished_at=now, updated_at=now)
         ).rowcount  # type: ignore[attr-defined]
         session.refresh(item)

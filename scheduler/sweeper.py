@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from models.db import session_scope
 from models.queries import attempts as attempt_queries
 from models.queries import batches as batch_queries
 from models.queries import items as item_queries
+from models.queries import twins as twin_queries
 from models.statuses import AttemptState, BatchStatus, ItemStatus
 from models.tables import Item
 from scheduler.retry import next_step
@@ -38,6 +40,7 @@ class SweepReport:
     recovered: int = 0
     unknown: int = 0
     exhausted: int = 0
+    settled: int = 0  # waiting items whose twin ended (or stopped being worked on)
     closed: list[str] = field(default_factory=list)
 
 
@@ -48,12 +51,23 @@ def sweep(*, settings: Settings, storage: Storage) -> SweepReport:
         for item in item_queries.expired_leases(session=session, now=now):
             _expire(session, item, settings, storage, report)
     with session_scope() as session:
+        report.settled = _settle_waiters(session, now)
+    with session_scope() as session:
         for batch in batch_queries.open_batches(session=session):
             if batch.status == BatchStatus.running.value and batch.budget_micros is not None:
                 report.exhausted += _exhaust_budget(session, batch.id, batch.budget_micros)
             if batch_queries.close_if_finished(session=session, batch_id=batch.id, now=now):
                 report.closed.append(batch.id)
     return report
+
+
+def _settle_waiters(session: Session, now: datetime) -> int:
+    """Waiting items whose twin ended get its image or go back to the queue; so do the few
+    whose twin is gone."""
+    moved = twin_queries.settle_waiters(session=session, now=now)
+    for item_id in twin_queries.orphan_waiters(session=session):
+        moved += twin_queries.requeue_waiter(session=session, item_id=item_id, now=now)
+    return moved
 
 
 def _expire(

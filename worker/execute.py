@@ -16,12 +16,15 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from models.base import utcnow
 from models.db import session_scope
 from models.queries import attempts as attempt_queries
 from models.queries import batches as batch_queries
 from models.queries import items as item_queries
-from models.statuses import AttemptState, BatchStatus, ItemStatus
+from models.queries import twins as twin_queries
+from models.statuses import IN_FLIGHT_ITEM, AttemptState, BatchStatus, ItemStatus
 from models.tables import Attempt, Batch, Item
 from scheduler.retry import next_step
 from stencil.errors import ConfigError, StorageError
@@ -35,6 +38,7 @@ from worker.refs import RefCache
 from worker.sidecar import build_sidecar, sidecar_key
 
 log = logging.getLogger(__name__)
+IN_FLIGHT_STATUSES = frozenset(s.value for s in IN_FLIGHT_ITEM)
 BUDGET_WAIT_S = 1.0
 HANDOFF_MAX = 25  # items one task runs back to back before it lets Celery breathe
 
@@ -47,6 +51,8 @@ class RunOutcome(StrEnum):
     recorded = "recorded"  # an attempt ran and its result was recorded
     throttled = "throttled"  # recorded, and the provider asked to slow down (429)
     superseded = "superseded"  # an attempt ran but a newer one owns the item
+    reused = "reused"  # an identical item had succeeded: completed by reference, nothing paid
+    waiting = "waiting"  # an identical item is being generated: this one waits for its image
 
 
 @dataclass
@@ -80,6 +86,9 @@ class WorkerContext:
         return self.providers[name]
 
 
+HANDS_OFF = frozenset({RunOutcome.recorded, RunOutcome.reused, RunOutcome.waiting})
+
+
 def run_chain(item_id: str, ctx: WorkerContext) -> list[RunOutcome]:
     """Run an item, then, while the window has room, the next ones handed over directly."""
     from scheduler.dispatch import claim_next
@@ -91,7 +100,7 @@ def run_chain(item_id: str, ctx: WorkerContext) -> list[RunOutcome]:
         outcomes.append(outcome)
         next_id = None
         keep_going = not ctx.stopping.is_set() and len(outcomes) < HANDOFF_MAX
-        if ctx.settings.handoff and outcome is RunOutcome.recorded and keep_going:
+        if ctx.settings.handoff and outcome in HANDS_OFF and keep_going:
             next_id = claim_next(settings=ctx.settings)
     return outcomes
 
@@ -131,6 +140,10 @@ def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attemp
                 session=session, batch_id=item.batch_id, micros=item.estimate_micros
             )
         if item is not None and batch is not None:
+            twin = None if item.force else _twin(session, item, ctx)
+            if twin is not None:
+                session.rollback()  # the reservation is not needed: nothing will be paid
+                return _follow_twin(item_id, twin.id)
             attempt = attempt_queries.open_attempt(
                 session=session,
                 attempt_id=attempt_id,
@@ -144,6 +157,44 @@ def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attemp
             return batch, item, attempt
         session.rollback()
     return _not_startable(item_id)
+
+
+def _twin(session: Session, item: Item, ctx: WorkerContext) -> Item | None:
+    """A succeeded item of the same fingerprint whose image is still there, or a running one."""
+    twin_queries.lock_fingerprint(session=session, fingerprint=item.fingerprint)
+    twin = twin_queries.find_twin(session=session, item=item)
+    if twin is None or twin.status == ItemStatus.running.value:
+        return twin
+    try:
+        return twin if ctx.storage.exists(twin.output_key) else None
+    except StorageError:
+        return None  # cannot confirm the image: generate this one
+
+
+def _follow_twin(item_id: str, twin_id: str) -> RunOutcome:
+    """Complete the item with its twin's image, or let it wait for the running twin. Runs in a
+    new transaction that takes the fingerprint lock again and re-reads the twin."""
+    now = utcnow()
+    with session_scope() as session:
+        item = item_queries.get_item(session=session, item_id=item_id)
+        if item is None or item.status != ItemStatus.dispatched.value:
+            return RunOutcome.skipped
+        twin_queries.lock_fingerprint(session=session, fingerprint=item.fingerprint)
+        twin = item_queries.get_item(session=session, item_id=twin_id)
+        if twin is not None and twin.status == ItemStatus.succeeded.value:
+            twin_queries.complete_by_reference(
+                session=session, item_id=item_id, source=twin, now=now
+            )
+            return RunOutcome.reused
+        if twin is not None and twin.status in IN_FLIGHT_STATUSES:
+            twin_queries.wait_for(session=session, item_id=item_id, source_id=twin.id, now=now)
+            return RunOutcome.waiting
+        item_queries.release_dispatched(  # the twin moved on meanwhile: try again shortly
+            session=session,
+            item_id=item_id,
+            values={"status": ItemStatus.queued.value, "lease_expires_at": None, "updated_at": now},
+        )
+    return RunOutcome.deferred
 
 
 def _not_startable(item_id: str) -> RunOutcome:
@@ -257,6 +308,7 @@ def _record(
             )
             item_queries.add_cost(session=session, item_id=item.id, micros=result.cost_micros)
             return RunOutcome.superseded
+        twin_queries.settle_waiters(session=session, now=now, source_id=item.id)
         stop_reason = _batch_stop_reason(result)
         if stop_reason:
             batch_queries.set_status(

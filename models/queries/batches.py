@@ -118,11 +118,15 @@ def close_if_finished(*, session: Session, batch_id: str, now: datetime | None =
 def end_queued_items(
     *, session: Session, batch_id: str, status: ItemStatus, message: str | None = None
 ) -> int:
-    """End every queued item of a batch with ``status`` (cancel, budget exhausted)."""
+    """End every queued item of a batch with ``status`` (cancel, budget exhausted). A cancel also
+    ends items waiting for a twin; a budget does not (they cost nothing)."""
     now = utcnow()
+    ending = [ItemStatus.queued.value]
+    if status is ItemStatus.cancelled:
+        ending.append(ItemStatus.waiting.value)
     result = session.execute(
         update(Item)
-        .where(Item.batch_id == batch_id, Item.status == ItemStatus.queued.value)
+        .where(Item.batch_id == batch_id, Item.status.in_(ending))
         .values(
             status=status.value,
             error_kind=status.value if message else None,

@@ -19,8 +19,9 @@ COPY_COLUMNS = (
     "id", "batch_id", "seq", "key", "variant", "row_label", "prompt", "refs", "aspect_ratio",
     "image_size", "fingerprint", "output_key", "status", "attempts", "no_image_count",
     "estimate_micros", "cost_micros", "reused_from", "content_type", "error_kind",
-    "created_at", "updated_at", "finished_at",
+    "created_at", "updated_at", "finished_at", "force",
 )  # fmt: skip
+COPY_DEFAULTS = {"force": False}
 
 
 def bulk_insert(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -40,7 +41,10 @@ def _copy_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     with raw.cursor() as cursor, cursor.copy(f"COPY items ({columns}) FROM STDIN") as copy:  # type: ignore[union-attr]
         for row in rows:
             copy.write_row(
-                [json.dumps(row[c]) if c == "refs" else row.get(c) for c in COPY_COLUMNS]
+                [
+                    json.dumps(row[c]) if c == "refs" else row.get(c, COPY_DEFAULTS.get(c))
+                    for c in COPY_COLUMNS
+                ]
             )
 
 
