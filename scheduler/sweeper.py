@@ -41,6 +41,7 @@ class SweepReport:
     unknown: int = 0
     exhausted: int = 0
     settled: int = 0  # waiting items whose twin ended (or stopped being worked on)
+    failed: list[str] = field(default_factory=list)  # items whose repair failed (logged, skipped)
     closed: list[str] = field(default_factory=list)
 
 
@@ -49,7 +50,7 @@ def sweep(*, settings: Settings, storage: Storage) -> SweepReport:
     now = utcnow()
     with session_scope() as session:
         for item in item_queries.expired_leases(session=session, now=now):
-            _expire(session, item, settings, storage, report)
+            _expire_isolated(session, item, settings, storage, report)
     with session_scope() as session:
         report.settled = _settle_waiters(session, now)
     with session_scope() as session:
@@ -68,6 +69,21 @@ def _settle_waiters(session: Session, now: datetime) -> int:
     for item_id in twin_queries.orphan_waiters(session=session):
         moved += twin_queries.requeue_waiter(session=session, item_id=item_id, now=now)
     return moved
+
+
+def _expire_isolated(
+    session: Session, item: Item, settings: Settings, storage: Storage, report: SweepReport
+) -> None:
+    """Repair one item in a savepoint: if it fails (a value the database refuses, say), it is
+    logged with the item id and skipped, and the other items are still repaired."""
+    item_id = item.id
+    try:
+        with session.begin_nested():
+            _expire(session, item, settings, storage, report)
+    except Exception as exc:
+        report.failed.append(item_id)
+        reason = (str(exc).splitlines() or [""])[0][:300]
+        log.warning("sweeper: item %s could not be repaired, skipped: %s", item_id, reason)
 
 
 def _expire(

@@ -7,6 +7,11 @@ multicast or unspecified address, nor one hidden inside an IPv6 mapping, NAT64, 
 address). The connection goes to the checked address, with SNI, Host and certificate checks
 against the original name. Size and time are capped; the body must be a PNG, JPEG or WebP.
 
+The time cap is one deadline for the whole fetch, redirects included. A socket timeout alone
+does not enforce it (each byte that arrives restarts it, so a server that drips headers or body
+could hold a fetch for minutes), so a watchdog closes the connection at the deadline, whatever
+read is waiting on it.
+
 ``settings.fetch_allow_hosts`` admits named test hosts that are not global: an entry ``host``
 admits https to it, an entry ``http://host`` admits plain http as well.
 """
@@ -18,6 +23,7 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -196,6 +202,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = sock  # visible to the watchdog during the TLS handshake
         self.sock = self._ssl_context.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -210,29 +217,96 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
+class _Watchdog:
+    """Shuts a connection's socket down when the deadline passes, unblocking any read on it."""
+
+    def __init__(self, connection: http.client.HTTPConnection, timeout: float) -> None:
+        self.fired = False
+        self._connection = connection
+        self._timer = threading.Timer(max(0.0, timeout), self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        self.fired = True
+        sock = self._connection.sock
+        if sock is not None:
+            try:  # the plain socket's shutdown: it interrupts a TLS read in another thread too
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class _WatchedResponse:
+    """A response whose reads end with TimeoutError once the watchdog has fired."""
+
+    def __init__(self, response: http.client.HTTPResponse, watchdog: _Watchdog) -> None:
+        self._response = response
+        self._watchdog = watchdog
+        self.status = response.status
+
+    def getheader(self, name: str) -> str | None:
+        return self._response.getheader(name)
+
+    def read(self, amt: int) -> bytes:
+        try:
+            data = self._response.read1(amt)
+        except (OSError, http.client.HTTPException) as exc:
+            if self._watchdog.fired:
+                raise TimeoutError("the fetch deadline passed") from exc
+            raise
+        if self._watchdog.fired:  # bytes read up to the cut, or a cut stream that looks ended
+            raise TimeoutError("the fetch deadline passed")
+        return data
+
+    def close(self) -> None:
+        self._watchdog.cancel()
+        self._response.close()
+
+
 class HttpOpener:
-    """The real opener: one GET to the first checked address that accepts a connection."""
+    """The real opener: one GET to the first checked address that accepts a connection, all
+    within ``timeout`` (connect, TLS, headers and every read of the body)."""
 
     def __init__(self, context: ssl.SSLContext | None = None) -> None:
         self.context = context or ssl.create_default_context()
 
     def __call__(self, target: Target, timeout: float) -> Response:
+        deadline = time.monotonic() + timeout
         error: OSError | None = None
         for address in target.addresses:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the fetch deadline passed")
             connection: http.client.HTTPConnection
             if target.scheme == "https":
-                connection = _PinnedHTTPSConnection(target, address, timeout, self.context)
+                connection = _PinnedHTTPSConnection(target, address, remaining, self.context)
             else:
-                connection = _PinnedHTTPConnection(target, address, timeout)
+                connection = _PinnedHTTPConnection(target, address, remaining)
+            watchdog = _Watchdog(connection, remaining)
+            try:
+                connection.connect()
+            except OSError as exc:
+                watchdog.cancel()
+                connection.close()
+                if watchdog.fired:
+                    raise TimeoutError("the fetch deadline passed") from exc
+                if isinstance(exc, ssl.SSLError):
+                    raise
+                error = exc
+                continue
             try:
                 connection.request("GET", target.path, headers={"Accept": "image/*"})
-                return connection.getresponse()
-            except ssl.SSLError:
+                return _WatchedResponse(connection.getresponse(), watchdog)
+            except (OSError, http.client.HTTPException) as exc:
+                watchdog.cancel()
                 connection.close()
+                if watchdog.fired:
+                    raise TimeoutError("the fetch deadline passed") from exc
                 raise
-            except OSError as exc:
-                connection.close()
-                error = exc
         assert error is not None
         raise error
 
@@ -290,6 +364,8 @@ def fetch_image(
                 raise FetchRefused(f"refused {target.shown}: the server answered {response.status}")
             try:
                 data = _read_capped(response, target, settings.fetch_max_bytes, deadline)
+            except TimeoutError as exc:
+                raise FetchRefused(f"refused {target.shown}: took too long") from exc
             except (OSError, http.client.HTTPException) as exc:
                 raise FetchRefused(f"refused {target.shown}: the download failed") from exc
         finally:

@@ -20,13 +20,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     for f in dataclasses.fields(Knobs):
         flag = "--" + f.name.replace("_", "-")
-        if f.name in ("forbidden_tokens", "retired_models"):
+        if f.name in ("forbidden_tokens", "retired_models", "hostile"):
             parser.add_argument(flag, dest=f.name, action="append", help=f"add to {f.name}")
         elif f.name == "tiny_images":
             parser.add_argument(flag, dest=f.name, action="store_true", default=None)
-        elif f.name in ("capacity", "seed"):
+        elif f.name in ("capacity", "seed", "long_field_chars"):
             parser.add_argument(flag, dest=f.name, type=int)
-        elif f.name == "require_token":
+        elif f.name in ("require_token", "hostile_match"):
             parser.add_argument(flag, dest=f.name, type=str)
         else:
             parser.add_argument(flag, dest=f.name, type=float)

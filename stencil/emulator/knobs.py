@@ -7,6 +7,18 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+# Odd answers the knob ``hostile`` asks for (see stencil/emulator/hostile.py).
+HOSTILE_MODES: dict[str, str] = {
+    "long_fields": "200s carry a model version, response id, image mime type, finish reason and "
+    "traffic type, error answers a status and message, of long_field_chars characters each, "
+    "echoing the caller's credential",
+    "long_error": "answer 503 with a long status and message echoing the credential (unbilled)",
+    "svg_image": "the image part is an SVG with a script, labelled image/png",
+    "negative_tokens": "usageMetadata counts are negative (the bill stays what was generated)",
+    "huge_tokens": "usageMetadata counts are absurdly large (the bill stays what was generated)",
+    "unparseable": "a 200 whose body is cut in half (billed like the image it was)",
+}
+
 
 @dataclass
 class Knobs:
@@ -25,6 +37,9 @@ class Knobs:
     forbidden_tokens: list[str] = field(default_factory=list)  # these get 403
     retired_models: list[str] = field(default_factory=list)  # these answer 404
     tiny_images: bool = False  # 8x8 PNGs, for overhead benchmarks
+    hostile: list[str] = field(default_factory=list)  # odd answers to give (HOSTILE_MODES)
+    hostile_match: str | None = None  # only prompts containing this get them; None: every call
+    long_field_chars: int = 10_000  # length of the fields that "long_fields" makes
     seed: int | None = None  # seeds the fault and latency draws
     sample_interval_s: float = 0.25  # spacing of timeline samples
 
@@ -42,23 +57,23 @@ class Knobs:
 
 def _coerce(name: str, value: Any, current: Any) -> Any:
     """Check one knob value against the type of its default (None allowed for optional ones)."""
-    if name in ("capacity", "rpm", "require_token", "seed") and value is None:
+    if name in ("capacity", "rpm", "require_token", "seed", "hostile_match") and value is None:
         return None
-    if name in ("forbidden_tokens", "retired_models"):
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"knob {name!r} takes a list of strings")
-        return list(value)
+    if name in ("forbidden_tokens", "retired_models", "hostile"):
+        return _coerce_list(name, value)
     if name == "tiny_images":
         if not isinstance(value, bool):
             raise ValueError(f"knob {name!r} takes true or false")
         return value
-    if name == "require_token":
+    if name in ("require_token", "hostile_match"):
         if not isinstance(value, str):
             raise ValueError(f"knob {name!r} takes a string")
         return value
-    if name in ("capacity", "seed"):
+    if name in ("capacity", "seed", "long_field_chars"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"knob {name!r} takes an integer")
+        if name == "long_field_chars" and not 1 <= value <= 10_000_000:
+            raise ValueError(f"knob {name!r} is out of range: {value!r}")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"knob {name!r} takes a number")
@@ -66,6 +81,14 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
     if number < 0 or (name.endswith("_rate") and number > 1):
         raise ValueError(f"knob {name!r} is out of range: {value!r}")
     return number
+
+
+def _coerce_list(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"knob {name!r} takes a list of strings")
+    if name == "hostile" and not all(v in HOSTILE_MODES for v in value):
+        raise ValueError(f"knob {name!r} takes a list of: {', '.join(HOSTILE_MODES)}")
+    return list(value)
 
 
 class KnobBox:

@@ -8,7 +8,8 @@ Paths served (``{ver}`` is v1, v1beta1 or v1beta):
 - ``GET /_emulator/stats``, ``GET|POST /_emulator/config``, ``POST /_emulator/reset``
 
 The order a call is judged in: auth (401/403), model (404), body (400), capacity and rpm (429
-at once), latency, injected faults (drop, hang, 500, 503), prompt markers, then the image.
+at once), latency, injected faults (drop, hang, 500, 503), prompt markers, then the image. The
+knob ``hostile`` then changes what an answer says (stencil/emulator/hostile.py), not its bill.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from stencil.emulator.answers import (
     not_found_message,
     parse_call,
 )
+from stencil.emulator.hostile import answer_body, error_fields, modes_for
 from stencil.emulator.knobs import KnobBox, Knobs
 from stencil.emulator.stats import Stats
 
@@ -46,6 +48,12 @@ GENERATE_PATH = re.compile(
     r"(?:(?P<scope>projects/[^/]+/locations/[^/]+/publishers/google/models)"
     r"|(?P<express>publishers/google/models)|(?P<gemini>models))"
     r"/(?P<model>[^/:]+):generateContent$"
+)
+MODEL_PATH = re.compile(  # GET a model's description (free): what `stencil doctor` asks
+    r"^/(?P<ver>v1|v1beta1|v1beta)/"
+    r"(?:(?P<scope>projects/[^/]+/locations/[^/]+/publishers/google/models)"
+    r"|(?P<express>publishers/google/models)|(?P<gemini>models))"
+    r"/(?P<model>[^/:]+)$"
 )
 API_KEY_INVALID = [
     {
@@ -120,6 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: EmulatorServer
     timeout = 120  # idle keep-alive connections are closed after this
+    _hostile: frozenset[str] = frozenset()  # the hostile modes for the request being served
 
     def setup(self) -> None:
         super().setup()
@@ -156,8 +165,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _fail(self, outcome: str, code: int, message: str | None = None, **extra: Any) -> None:
         # counted before the answer leaves, so a client that has its answer sees it counted
-        self.server.stats.answered(outcome, code, self.server.knobs.get().sample_interval_s)
-        self._send(code, error_body(code, message, extra.get("details")))
+        knobs = self.server.knobs.get()
+        self.server.stats.answered(outcome, code, knobs.sample_interval_s)
+        body = error_body(code, message, extra.get("details"))
+        if self._hostile:
+            payload = json.loads(body)
+            credential = self._credential()[0]
+            payload["error"] = error_fields(
+                payload["error"], self._hostile, credential, knobs.long_field_chars
+            )
+            body = json_bytes(payload)
+        self._send(code, body)
 
     # ---- admin ----------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -168,11 +186,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json_bytes(self.server.knobs.get().as_dict()))
         elif path == "/_emulator/health":
             self._send(200, b'{"ok":true}')
+        elif (match := MODEL_PATH.match(path)) is not None:
+            self._get_model(path, match)
         else:
             self._send(404, error_body(404))
 
+    def _get_model(self, path: str, match: re.Match[str]) -> None:
+        """A model's description, judged like a call (auth, then model); never billed."""
+        self._hostile = frozenset()
+        knobs = self.server.knobs.get()
+        if self._auth_refusal(knobs):
+            return
+        model, resource = match["model"], path.split("/", 2)[2]
+        if model not in MODELS or model in knobs.retired_models:
+            kind = "gemini" if match["gemini"] else "vertex"
+            self._fail("not_found", 404, not_found_message(kind, resource, match["ver"]))
+            return
+        name = f"models/{model}" if match["gemini"] else f"publishers/google/models/{model}"
+        self._send(200, json_bytes({"name": name, "displayName": model, "versionId": "default"}))
+
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
+        self._hostile = frozenset()
         body = self._read_body()
         if path == "/_emulator/config":
             try:
@@ -236,6 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
         if match is not None:
             route = "gemini" if match["gemini"] else "express" if match["express"] else "vertex"
         server.stats.request(call.prompt if call else None, route)
+        if call is not None:
+            self._hostile = modes_for(knobs, call.prompt)
         if match is None:
             self._fail("not_found", 404, f"The requested URL {path} was not found on this server.")
             return
@@ -288,8 +325,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "error_500":
             self._fail(fault, 500)
             return
-        if fault == "error_503":
-            self._fail(fault, 503)
+        if fault == "error_503" or "long_error" in self._hostile:
+            self._fail(fault or "hostile_error", 503)
             return
         answer = marker_answer(model, call) or image_answer(
             model, call, server.pngs, tiny=knobs.tiny_images
@@ -303,7 +340,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.server.stats.bill(answer.prompt_tokens, answer.output_tokens, micros)
         self.server.stats.answered(answer.outcome, 200, knobs.sample_interval_s)
-        self._send(200, json_bytes(answer.body))
+        credential = self._credential()[0]
+        odd = answer_body(answer.body, self._hostile, credential, knobs.long_field_chars)
+        self._send(200, json_bytes(answer.body) if odd is None else odd)
 
 
 class EmulatorHandle:

@@ -59,7 +59,7 @@ def test_three_concurrent_runs_of_one_manifest_pay_each_prompt_once(
         for _ in range(3)
     ]
     outputs = [run.communicate(timeout=240) for run in runs]
-    for run, (out, err) in zip(runs, outputs, strict=True):
+    for run, (_out, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, err
     views = [json.loads(out) for out, _ in outputs]
     for view in views:
@@ -75,9 +75,7 @@ def test_three_concurrent_runs_of_one_manifest_pay_each_prompt_once(
 
 
 @pytest.fixture
-def fleet(
-    tmp_path: Path, emulator: EmulatorHandle, pg_url: str, redis_url: str
-) -> Iterator[Fleet]:
+def fleet(tmp_path: Path, emulator: EmulatorHandle, pg_url: str, redis_url: str) -> Iterator[Fleet]:
     env = fleet_env(
         home=tmp_path / "home", pg_url=pg_url, redis_url=redis_url, **vertex_settings(emulator.url)
     )

@@ -5,12 +5,19 @@ from __future__ import annotations
 from stencil.errors import ConfigError
 from stencil.settings import Settings
 from worker.providers.base import ImageRequest, ImageResult, Provider, RefImage
+from worker.providers.finalise import Checked
+from worker.providers.redact import configured_secrets, make_redactor
 
 PROVIDERS = ("preview", "vertex", "gemini")
 
 
 def get_provider(name: str, settings: Settings) -> Provider:
-    """Build the provider named in a batch; clients are created here, not at import time."""
+    """Build the provider named in a batch, its results checked by ``finalise`` (clients are
+    created here, not at import time)."""
+    return Checked(_build(name, settings), redact=make_redactor(configured_secrets(settings)))
+
+
+def _build(name: str, settings: Settings) -> Provider:
     if name == "preview":
         from worker.providers.preview import PreviewProvider
 

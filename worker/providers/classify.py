@@ -16,12 +16,16 @@ promptFeedback.blockReason                                       finishMessage i
 
 A 200 without an image still bills its usage, so its tokens and cost are filled in. Messages
 pass through a redactor so that no token or key reaches a result or a log.
+
+Two answers are classified in ``genai.py`` (the SDK raises for them): a 200 whose body cannot be
+read is ``no_image`` (UNREADABLE_ANSWER, costed at the estimate), and a model id the SDK refuses
+is ``invalid`` with no call made. Every result then goes through ``finalise.py``: strings
+redacted and bounded, image bytes sniffed (not PNG/JPEG/WebP: ``no_image``, NOT_AN_IMAGE),
+token counts checked.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx2
@@ -32,6 +36,7 @@ from google.genai import types
 from models.statuses import AttemptState
 from stencil.catalog import cost_micros
 from worker.providers.base import ImageResult
+from worker.providers.redact import Redactor, make_redactor
 
 BLOCK_REASONS = frozenset(
     {
@@ -46,30 +51,7 @@ BLOCK_REASONS = frozenset(
     }
 )
 TRANSIENT_CODES = frozenset({408, 500, 502, 503, 504})
-MAX_MESSAGE = 1000
-_SECRET_PATTERNS = (
-    (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1[redacted]"),
-    (re.compile(r"AIza[0-9A-Za-z_\-]{20,}"), "[redacted]"),
-    (re.compile(r"ya29\.[0-9A-Za-z_\-.]+"), "[redacted]"),
-    (re.compile(r"(?i)([?&](?:key|access_token|token|api_key)=)[^&\s\"']+"), r"\1[redacted]"),
-    (re.compile(r"(?i)(x-goog-api-key['\"]?\s*[:=]\s*['\"]?)[^\s\"',]+"), r"\1[redacted]"),
-)
-
-Redactor = Callable[[str], str]
-
-
-def make_redactor(secrets: Iterable[str | None]) -> Redactor:
-    """A function that removes these secrets, and anything shaped like a credential, from text."""
-    known = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def redact(text: str) -> str:
-        for secret in known:
-            text = text.replace(secret, "[redacted]")
-        for pattern, replacement in _SECRET_PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text[:MAX_MESSAGE]
-
-    return redact
+__all__ = ["Redactor", "classify_error", "classify_response", "make_redactor"]  # redactor: old home
 
 
 def _value(enum_or_str: Any) -> str | None:

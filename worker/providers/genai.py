@@ -11,28 +11,35 @@ The SDK's own retries stay off (Stencil owns retries) and its timeout is
 
 from __future__ import annotations
 
-import logging
+import json
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+import pydantic
 from google import genai
 from google.genai import types
 
 from models.statuses import AttemptState
+from stencil.catalog import cost_micros
 from stencil.errors import ConfigError
 from stencil.settings import Settings
 from worker.providers.base import ImageRequest, ImageResult
-from worker.providers.classify import (
-    Redactor,
-    classify_error,
-    classify_response,
-    make_redactor,
-)
+from worker.providers.classify import classify_error, classify_response
+from worker.providers.finalise import UNREADABLE_ANSWER, estimated_tokens
+from worker.providers.redact import Redactor, configured_secrets, make_redactor
 
-log = logging.getLogger(__name__)
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 ClientFactory = Callable[[], genai.Client]
+# What the SDK raises when a 200 answer is not the JSON it expects (it raises APIError otherwise).
+UNREADABLE = (json.JSONDecodeError, pydantic.ValidationError)
+
+# The SDK warns "<value> is not a valid FinishReason" with the answer's own text in the warning:
+# that text is untrusted (it may echo a credential) and it is kept, bounded, in the result.
+warnings.filterwarnings(
+    "ignore", message=r"(?s).* is not a valid ", category=UserWarning, module=r"google\.genai\."
+)
 
 
 def _secret(value: Any) -> str | None:
@@ -163,11 +170,7 @@ class GenaiProvider:
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> GenaiProvider:
         """The ``vertex`` or ``gemini`` provider for these settings (ConfigError if unusable)."""
-        secrets = (
-            _secret(settings.vertex_access_token),
-            _secret(settings.vertex_api_key),
-            _secret(settings.gemini_api_key),
-        )
+        secrets = configured_secrets(settings)
         if name == "vertex":
             return cls(name, vertex_factory(settings), send_labels=True, secrets=secrets)
         if name == "gemini":
@@ -186,6 +189,11 @@ class GenaiProvider:
         return client
 
     def generate(self, request: ImageRequest) -> ImageResult:
+        refusal = model_refusal(request.model)
+        if refusal is not None:
+            return ImageResult(
+                state=AttemptState.invalid, error_status="INVALID_MODEL", message=refusal
+            )
         client = self.client()
         contents = build_contents(request)
         config = build_config(request, send_labels=self._send_labels)
@@ -193,27 +201,40 @@ class GenaiProvider:
             response = client.models.generate_content(
                 model=request.model, contents=contents, config=config
             )
+        except UNREADABLE as exc:
+            return self._unreadable(request, exc)
         except Exception as exc:
             result = classify_error(exc, model=request.model, redact=self._redact)
             if result is None:
                 raise
-            self._log(request, result)
             return result
-        result = classify_response(response, model=request.model, redact=self._redact)
-        self._log(request, result)
-        return result
+        return classify_response(response, model=request.model, redact=self._redact)
 
-    def _log(self, request: ImageRequest, result: ImageResult) -> None:
-        if result.state is AttemptState.succeeded:
-            log.debug(
-                "%s %s: image, %d micro-dollars", self.name, request.model, result.cost_micros
-            )
-        else:
-            log.info(
-                "%s %s: %s %s %s",
-                self.name,
-                request.model,
-                result.state.value,
-                result.http_code or "-",
-                result.error_status or result.finish_reason or "",
-            )
+    def _unreadable(self, request: ImageRequest, exc: Exception) -> ImageResult:
+        """A 200 whose body is not a readable answer. Google bills a 200, so the attempt costs
+        the estimate; it is `no_image` (retried at most STENCIL_NO_IMAGE_RETRIES times), not
+        transient: a retry may pay again."""
+        prompt, output = estimated_tokens(request)
+        detail = " ".join(str(exc).splitlines()[:2])[:200]
+        return ImageResult(
+            state=AttemptState.no_image,
+            http_code=200,
+            prompt_tokens=prompt,
+            output_tokens=output,
+            cost_micros=cost_micros(request.model, prompt_tokens=prompt, output_tokens=output),
+            finish_reason=UNREADABLE_ANSWER,
+            message=self._redact(
+                f"the answer (HTTP 200) could not be read ({type(exc).__name__}: {detail}); "
+                "its cost is taken as the estimate"
+            ),
+        )
+
+
+def model_refusal(model: str) -> str | None:
+    """Why the SDK would refuse this model id before calling (it raises a bare ValueError), or
+    None. Google answers for every other id (404 for an unknown one)."""
+    if not model:
+        return "the model id is empty; no call was made"
+    if ".." in model or "?" in model or "&" in model:
+        return f"the model id {model!r} is not valid (no '..', '?' or '&'); no call was made"
+    return None

@@ -12,6 +12,7 @@ from stencil.catalog import pixel_size
 from stencil.settings import Settings
 from worker.providers import get_provider
 from worker.providers.base import ImageRequest, RefImage
+from worker.providers.finalise import Checked
 from worker.providers.preview import BANNER_INK, PreviewProvider, background_for, printable
 
 MODEL = "gemini-2.5-flash-image"
@@ -143,8 +144,11 @@ def test_unicode_prompt_is_rendered_without_error() -> None:
     assert printable("Café \u2014 ü") == "Cafe - u"
 
 
-def test_get_provider_builds_preview() -> None:
+def test_get_provider_builds_preview_with_checked_results() -> None:
     provider = get_provider("preview", Settings())
 
     assert provider.name == "preview"
-    assert isinstance(provider, PreviewProvider)
+    assert isinstance(provider, Checked) and isinstance(provider.inner, PreviewProvider)
+    result = provider.generate(ImageRequest(model=MODEL, prompt=PROMPT))
+    assert result.state is AttemptState.succeeded
+    assert (result.mime, result.cost_micros) == ("image/png", 0)
