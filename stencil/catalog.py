@@ -2,8 +2,9 @@
 
 Prices are list prices in USD (Gemini API, late 2026). The cost of an attempt is computed from the
 response's ``usageMetadata`` with :func:`cost_micros`; the pre-submit estimate from
-:func:`estimate_micros`. A model id not in the table is allowed (Google adds models by name); it
-is priced like its nearest family member and submit warns about it.
+:func:`estimate_micros`. Submit accepts only the model ids in :data:`MODELS` (a mistyped id
+would otherwise fail every paid attempt at run time); :func:`spec_for` still prices an unknown id
+like its nearest family member for records made before that check.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ RATIO_PIXELS_1K: dict[str, tuple[int, int]] = {
 SIZE_SCALE = {"0.5K": 0.5, "1K": 1.0, "2K": 2.0, "4K": 4.0}
 TEXT_TOKENS_PER_CHAR = 0.25
 TOKENS_PER_REF_IMAGE = 258 * 4  # up to four 768x768 tiles per reference image
+CHARS_PER_TOKEN = 4  # English text; a prompt limit in characters is its token limit times this
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class ModelSpec:
     aspect_ratios: tuple[str, ...] = tuple(RATIO_PIXELS_1K)
     max_ref_images: int = 3
     max_ref_bytes: int = 7 * 1024 * 1024
+    max_prompt_chars: int = 32_768 * CHARS_PER_TOKEN  # the model's input token limit, as text
     batch_discount: float = 0.5
     retired: bool = False
     notes: tuple[str, ...] = field(default=())
@@ -57,6 +60,7 @@ MODELS: dict[str, ModelSpec] = {
             input_usd_per_m=0.30,
             output_usd_per_m=30.0,
             tokens_per_image={"1K": 1290},
+            max_prompt_chars=32_768 * CHARS_PER_TOKEN,
             notes=("Google announced its retirement for 2026-10-02",),
         ),
         ModelSpec(
@@ -66,6 +70,7 @@ MODELS: dict[str, ModelSpec] = {
             tokens_per_image={"0.5K": 750, "1K": 1117, "2K": 1684, "4K": 2517},
             image_sizes=("0.5K", "1K", "2K", "4K"),
             max_ref_images=14,
+            max_prompt_chars=131_072 * CHARS_PER_TOKEN,
         ),
         ModelSpec(
             name="gemini-3-pro-image",
@@ -74,6 +79,7 @@ MODELS: dict[str, ModelSpec] = {
             tokens_per_image={"1K": 1117, "2K": 1117, "4K": 2000},
             image_sizes=("1K", "2K", "4K"),
             max_ref_images=14,
+            max_prompt_chars=65_536 * CHARS_PER_TOKEN,
         ),
     )
 }

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scheduler.manifest.builder import Builder
+from scheduler.manifest.limits import storable
 from scheduler.manifest.plan import DEFAULT_PRIORITY, ItemSpec, Plan, ResolvedRef, SubmitOptions
 from scheduler.manifest.problems import Problems
 from scheduler.manifest.recipe import csv_recipe, yaml_recipe
 from scheduler.manifest.refs import RefResolver
-from stencil.catalog import is_known
 from stencil.settings import Settings
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -55,12 +55,7 @@ def load_plan(
     if count == 0 and not problems.items:
         problems.add(recipe.file, "has no rows", field="rows")
     problems.raise_if_any()
-    warnings = []
-    if not is_known(recipe.model):
-        warnings.append(
-            f"model {recipe.model!r} is not in Stencil's catalog; "
-            f"it is priced and limited like {recipe.spec.name!r}'s family"
-        )
+    warnings: list[str] = []
     used = {ref.digest for item in builder.items for ref in item.refs if ref.key}
     return Plan(
         batch_id=batch_id,
@@ -69,7 +64,7 @@ def load_plan(
         model=recipe.model,
         priority=recipe.priority,
         budget_micros=recipe.budget_micros,
-        source=str(path),
+        source=storable(str(path)),
         items=builder.items,
         ref_data={digest: data for digest, data in resolver.data.items() if digest in used},
         warnings=warnings,

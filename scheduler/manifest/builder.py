@@ -8,17 +8,33 @@ from jinja2.exceptions import UndefinedError
 
 from scheduler.fingerprint import item_fingerprint
 from scheduler.manifest import values as check
-from scheduler.manifest.keys import unsafe_key_reason
+from scheduler.manifest.columns import key_column_problem, value_problems
+from scheduler.manifest.keys import (
+    MAX_KEY_LENGTH,
+    MAX_ROW_KEY_CHARS,
+    KeySpace,
+    row_key_reason,
+    unsafe_key_reason,
+)
+from scheduler.manifest.limits import text_problem
 from scheduler.manifest.plan import ItemSpec, ResolvedRef
-from scheduler.manifest.problems import Problems
+from scheduler.manifest.problems import Problems, shown
 from scheduler.manifest.recipe import Recipe
 from scheduler.manifest.refs import RefResolver
 from scheduler.manifest.rows import Row
-from scheduler.manifest.templates import Template, base_context, compile_template
+from scheduler.manifest.templates import (
+    RenderLimit,
+    Template,
+    TooLong,
+    base_context,
+    compile_template,
+)
 from stencil.catalog import estimate_micros
 
 _Content = tuple[str, tuple[ResolvedRef, ...]]
 PROMPT_CACHE_SIZE = 4096  # CSV form: distinct prompt templates kept compiled
+MAX_SOURCE_CHARS = 4096  # a reference image's path or URL
+MESSAGE_CHARS = 300  # how much of an exception's text a problem quotes
 
 
 class Builder:
@@ -33,7 +49,7 @@ class Builder:
         self.problems = problems
         self.items: list[ItemSpec] = []
         self._keys: dict[str, str] = {}  # key -> label of the row that has it
-        self._outputs: dict[str, str] = {}  # output key -> label of the item that has it
+        self._outputs = KeySpace()  # output keys (and their sidecars) -> who writes them
         self._prompts: dict[str, Template | str] = {}  # CSV form: compiled per distinct cell
         self._row: Row | None = None
         self._globals = base_context(recipe.env)
@@ -46,29 +62,53 @@ class Builder:
         assert self._row is not None
         self.problems.add(self._row.file, message, row=self._row.number, field=fld)
 
-    def render(self, tmpl: Template, ctx: dict[str, Any], fld: str) -> str | None:
+    def render(
+        self, tmpl: Template, ctx: dict[str, Any], fld: str, limit: int, note: str = ""
+    ) -> str | None:
+        """The rendered text, or None after recording why (too long, too much work, a template
+        error, or text the record cannot store). ``note`` explains ``limit`` in a message."""
         try:
-            return tmpl.render(ctx)
+            text = tmpl.render(ctx, limit)
+        except TooLong as exc:
+            self.problem(f"renders to more than {exc.limit:,} characters{note}", fld)
+            return None
+        except RenderLimit as exc:
+            self.problem(f"template failed: {exc}", fld)
+            return None
         except UndefinedError as exc:
             missing = sorted(name for name in tmpl.names if name not in ctx)
             if missing:
                 self.problem(f"the row has no column {', '.join(map(repr, missing))}", fld)
             else:
-                self.problem(f"template failed: {exc.message}", fld)
+                self.problem(f"template failed: {_cut(str(exc.message))}", fld)
+            return None
         except Exception as exc:  # a sandboxed template may raise anything: report it
-            self.problem(f"template failed: {type(exc).__name__}: {exc}", fld)
-        return None
+            self.problem(f"template failed: {type(exc).__name__}: {_cut(str(exc))}", fld)
+            return None
+        reason = text_problem(text)
+        if reason:
+            self.problem(f"the rendered text {reason}", fld)
+            return None
+        return text
 
     def add(self, row: Row, ordinal: int) -> None:
         """Check one row and, when it is clean, append its items."""
         self._row = row
         before = len(self.problems)
+        for column, message in value_problems(row.values):
+            self.problem(message, column)
+        if len(self.problems) > before:
+            return
         ctx = self._globals.copy()
         ctx.update(row.values)
         ctx["batch"] = self.batch_id
         ctx["row"] = ordinal
         aspect, size, variants = self._overrides(row.values)
         key = self._key(ctx)
+        if key is not None and not self.recipe.csv_form:
+            shadowed = key_column_problem(row.values, key)
+            if shadowed:
+                self.problem(shadowed, "key")
         ctx["key"] = key or ""
         prompt_tmpl = self._prompt_template(row.values)
         by_variant = self._content_by_variant or (
@@ -114,17 +154,21 @@ class Builder:
         elif r.key is None:
             return None
         else:
-            key = self.render(r.key, ctx, "key")
+            key = self.render(r.key, ctx, "key", MAX_ROW_KEY_CHARS)
         if key is None:
             return None
         key = key.strip()
         if not key:
             self.problem("the key renders empty; every row needs a unique key", "key")
             return None
+        reason = row_key_reason(key)
+        if reason:
+            self.problem(f"the key {shown(key)} {reason}", "key")
+            return None
         assert self._row is not None
         first = self._keys.setdefault(key, self._row.label)
         if first != self._row.label:
-            self.problem(f"duplicate key {key!r}: {first} has the same key", "key")
+            self.problem(f"duplicate key {shown(key)}: {first} has the same key", "key")
             return None
         return key
 
@@ -147,7 +191,10 @@ class Builder:
         prompt = None
         fld = "prompt" if self.recipe.csv_form else "template.prompt"
         if prompt_tmpl is not None:
-            prompt = self.render(prompt_tmpl, ctx, fld)
+            spec = self.recipe.spec
+            limit = spec.max_prompt_chars
+            note = f"; {spec.name} takes prompts of at most {limit:,} characters"
+            prompt = self.render(prompt_tmpl, ctx, fld, limit, note)
             if prompt is not None:
                 prompt = prompt.strip()
                 if not prompt:
@@ -162,10 +209,20 @@ class Builder:
         r = self.recipe
         if r.csv_form:
             cells = ((column, str(ctx.get(column) or "").strip()) for column in r.image_columns)
-            return [(column, cell) for column, cell in cells if cell]
+            found = [(column, cell) for column, cell in cells if cell]
+            for column, cell in found:
+                reason = text_problem(cell) or (
+                    f"is longer than {MAX_SOURCE_CHARS:,} characters"
+                    if len(cell) > MAX_SOURCE_CHARS
+                    else None
+                )
+                if reason:
+                    self.problem(f"the reference {reason}", column)
+                    return None
+            return found
         sources: list[tuple[str, str]] | None = []
         for fld, tmpl in r.images:
-            source = self.render(tmpl, ctx, fld)
+            source = self.render(tmpl, ctx, fld, MAX_SOURCE_CHARS)
             if source is None:
                 sources = None
             elif source.strip() and sources is not None:
@@ -198,18 +255,17 @@ class Builder:
         if tmpl is None:
             return None
         fld = self.recipe.output_field
-        output = self.render(tmpl, ctx, fld)
+        output = self.render(tmpl, ctx, fld, MAX_KEY_LENGTH)
         if output is None:
             return None
         reason = unsafe_key_reason(output)
         if reason:
-            self.problem(f"output key {output!r} {reason}", fld)
+            self.problem(f"output key {shown(output)} {reason}", fld)
             return None
         assert self._row is not None
-        here = f"{self._row.label} variant {variant}"
-        first = self._outputs.setdefault(output, here)
-        if first != here:
-            self.problem(f"duplicate output key {output!r}: {first} has the same key", fld)
+        reason = self._outputs.claim(output, f"{self._row.label} variant {variant}")
+        if reason:
+            self.problem(reason, fld)
             return None
         return output
 
@@ -249,3 +305,7 @@ class Builder:
                 r.model, prompt=prompt, ref_count=len(refs), image_size=size
             ),
         )
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + "..."

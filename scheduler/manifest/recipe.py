@@ -12,9 +12,11 @@ import yaml
 
 from scheduler.manifest import values as check
 from scheduler.manifest.keys import DEFAULT_OUTPUT
+from scheduler.manifest.limits import BATCH_NAME, column_problem, fitted
 from scheduler.manifest.plan import DEFAULT_PRIORITY, SubmitOptions
-from scheduler.manifest.problems import Problems
+from scheduler.manifest.problems import Problems, shown
 from scheduler.manifest.rows import CsvTable, Row, inline_rows, jsonl_rows, resolve_inside
+from scheduler.manifest.safe_yaml import DuplicateKeyError, load_yaml
 from scheduler.manifest.templates import Template, compile_template, make_environment
 from stencil.catalog import ModelSpec, spec_for, usd_to_micros
 from stencil.settings import Settings
@@ -26,6 +28,7 @@ TOP_FIELDS = (
 )  # fmt: skip
 TEMPLATE_FIELDS = ("prompt", "images", "aspect_ratio", "image_size", "variants")
 IMAGE_COLUMN = re.compile(r"^image(?:_(\d+))?$")
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # a YAML manifest; many rows belong in a CSV or JSONL file
 
 
 @dataclass
@@ -66,7 +69,7 @@ class _Reader:
 
     def compile(self, source: Any, fld: str) -> Template | None:
         if not isinstance(source, str):
-            self.problem(f"must be a string template, not {source!r}", fld)
+            self.problem(f"must be a string template, not {shown(source)}", fld)
             return None
         compiled = compile_template(self.recipe.env, source)
         if isinstance(compiled, str):
@@ -78,15 +81,16 @@ class _Reader:
         """Model, provider, priority, budget and output: options win over the manifest."""
         r = self.recipe
         model = options.model or raw.get("model", settings.model)
-        model, msg = check.check_text(model, "model")
+        model, msg = check.check_model(model)
         if msg:
             self.problem(msg, "model")
         r.model = model or settings.model
         r.spec = spec_for(r.model)
         provider = options.provider or raw.get("provider", settings.provider)
-        if provider not in PROVIDERS:
+        if not isinstance(provider, str) or provider not in PROVIDERS:
             self.problem(
-                f"{provider!r} is not a provider; choose one of {', '.join(PROVIDERS)}", "provider"
+                f"{shown(provider)} is not a provider; choose one of {', '.join(PROVIDERS)}",
+                "provider",
             )
         else:
             r.provider = provider
@@ -105,6 +109,21 @@ class _Reader:
         output = options.output or raw.get("output", DEFAULT_OUTPUT)
         r.output = self.compile(output, "output")
 
+    def name(self, value: Any, *, derived: bool) -> None:
+        """The batch name: an explicit one must fit the record; a derived one is cut to fit."""
+        name, msg = check.check_text(value, "name")
+        if msg:
+            self.problem(msg + ("" if derived else " (name is required)"), "name")
+            return
+        assert name is not None
+        if derived:
+            self.recipe.name = fitted(name, BATCH_NAME)
+            return
+        msg = column_problem(name, BATCH_NAME)
+        if msg:
+            self.problem(f"the batch name {msg}", "name")
+        self.recipe.name = name
+
     def template(self, tmpl: Any) -> None:
         """The ``template:`` mapping: prompt, images and image options."""
         if not isinstance(tmpl, dict):
@@ -113,7 +132,9 @@ class _Reader:
         for name in tmpl:
             if name not in TEMPLATE_FIELDS:
                 fields = ", ".join(TEMPLATE_FIELDS)
-                self.problem(f"unknown field {name!r}; fields are {fields}", f"template.{name}")
+                self.problem(
+                    f"unknown field {shown(name)}; fields are {fields}", _field(name, "template.")
+                )
         if "prompt" not in tmpl:
             self.problem("is required", "template.prompt")
         else:
@@ -156,7 +177,7 @@ class _Reader:
             return
         path = resolve_inside(r.root, value)
         if isinstance(path, str):
-            self.problem(f"rows file {value!r} {path}", "rows")
+            self.problem(f"rows file {shown(value)} {path}", "rows")
             return
         display = str(Path(r.file).parent / value)
         suffix = path.suffix.lower()
@@ -165,22 +186,43 @@ class _Reader:
         elif suffix in (".jsonl", ".ndjson"):
             r.rows = jsonl_rows(path, display, self.problems)
         else:
-            self.problem(f"rows file {value!r} must end in .csv or .jsonl", "rows")
+            self.problem(f"rows file {shown(value)} must end in .csv or .jsonl", "rows")
+
+
+def _field(name: Any, prefix: str = "") -> str:
+    text = str(name) if isinstance(name, str | int | float | bool) else type(name).__name__
+    return prefix + (text if len(text) <= 60 else text[:60] + "...")
 
 
 def _load_yaml(path: Path, reader: _Reader) -> dict[str, Any] | None:
+    """The manifest's mapping, read with :func:`load_yaml` (safe, no duplicate keys, aliases and
+    nesting bounded), or None after recording why not."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            reader.problem(
+                f"is {size:,} bytes; a YAML manifest may have at most {MAX_MANIFEST_BYTES:,} "
+                "(put many rows in a CSV or JSONL file named by rows:)"
+            )
+            return None
+        raw = load_yaml(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         reader.problem(f"cannot read the manifest: {exc.strerror or exc}")
         return None
     except UnicodeDecodeError:
         reader.problem("is not UTF-8 text")
         return None
+    except DuplicateKeyError as exc:
+        mark = exc.problem_mark
+        reader.problem(str(exc.problem), exc.field, row=mark.line + 1 if mark else None)
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reader.problem(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", row=line)
+        return None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
+        reader.problem(f"invalid YAML: {shown(str(exc))}")
         return None
     if not isinstance(raw, dict):
         reader.problem("a YAML manifest must be a mapping of fields")
@@ -200,13 +242,11 @@ def yaml_recipe(
     for field_name in raw:
         if field_name not in TOP_FIELDS:
             fields = ", ".join(TOP_FIELDS)
-            reader.problem(f"unknown field {field_name!r}; fields are {fields}", str(field_name))
+            reader.problem(f"unknown field {shown(field_name)}; fields are {fields}",
+                           _field(field_name))  # fmt: skip
     if raw.get("version") != 1 or isinstance(raw.get("version"), bool):
-        reader.problem(f"version must be 1, not {raw.get('version')!r}", "version")
-    name, msg = check.check_text(options.name or raw.get("name"), "name")
-    if msg:
-        reader.problem(msg + " (name is required)", "name")
-    recipe.name = name or ""
+        reader.problem(f"version must be 1, not {shown(raw.get('version'))}", "version")
+    reader.name(options.name or raw.get("name"), derived=False)
     reader.common(raw, options, settings)
     if "key" not in raw:
         reader.problem("is required (a template rendering each row's unique key)", "key")
@@ -226,10 +266,7 @@ def csv_recipe(
     """The recipe of a CSV submitted on its own: columns key, prompt, image, image_2, ..."""
     recipe = Recipe(file=str(path), root=path.parent, output_field="output", csv_form=True)
     reader = _Reader(recipe, problems)
-    name, msg = check.check_text(options.name or path.stem, "name")
-    if msg:
-        reader.problem(msg, "name")
-    recipe.name = name or ""
+    reader.name(options.name or path.stem, derived=options.name is None)
     reader.common({}, options, settings)
     table = CsvTable(path, str(path), problems)
     recipe.rows = table

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scheduler.manifest.problems import Problems
+from scheduler.manifest.limits import ITEM_ROW_LABEL, fitted, storable
+from scheduler.manifest.problems import Problems, shown
+
+MAX_COLUMN_CHARS = 100  # a column's name
+
+MAX_JSONL_LINE_CHARS = 2_000_000  # one JSONL row
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,7 @@ class CsvTable:
 
     def __init__(self, path: Path, display: str, problems: Problems) -> None:
         self.display = display
-        self.name = path.name
+        self.name = storable(path.name)
         self.problems = problems
         self.header: list[str] | None = None
         self._reader: Any = None
@@ -67,8 +72,12 @@ class CsvTable:
             if not cell:
                 problems.add(display, f"header cell {index + 1} is empty", row=1)
                 ok = False
+            elif len(cell) > MAX_COLUMN_CHARS:
+                problems.add(display, f"header cell {index + 1} is longer than "
+                             f"{MAX_COLUMN_CHARS} characters", row=1)  # fmt: skip
+                ok = False
             elif header.index(cell) != index:
-                problems.add(display, f"header names column {cell!r} twice", row=1)
+                problems.add(display, f"header names column {shown(cell)} twice", row=1)
                 ok = False
         if ok:
             self.header = header
@@ -95,7 +104,42 @@ class CsvTable:
                     display, f"has {len(cells)} cells but the header has {width}", row=line
                 )
                 continue
-            yield Row(display, line, f"{name} line {line}", dict(zip(header, cells, strict=True)))
+            values = dict(zip(header, cells, strict=True))
+            yield Row(display, line, row_label(name, line), values)
+
+
+def row_label(file_name: str, line: int) -> str:
+    """``products.csv line 4``, cut to fit the record's ``row_label`` column."""
+    return fitted(file_name, ITEM_ROW_LABEL, keep_end=f" line {line}")
+
+
+class DuplicateJsonKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DuplicateJsonKey(key)
+        found[key] = value
+    return found
+
+
+def parse_json_row(raw: str) -> tuple[Any, str | None]:
+    """A JSON value with no key written twice, or why it cannot be read."""
+    if len(raw) > MAX_JSONL_LINE_CHARS:
+        return None, f"the line is {len(raw):,} characters; a row may have {MAX_JSONL_LINE_CHARS:,}"
+    try:
+        return json.loads(raw, object_pairs_hook=_unique_pairs), None
+    except DuplicateJsonKey as exc:
+        return None, f"duplicate key {shown(exc.args[0])}: a key may appear once in an object"
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+    except RecursionError:
+        return None, "invalid JSON: nested too deeply"
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        return None, f"invalid JSON: {shown(str(exc))}"
 
 
 def jsonl_rows(path: Path, display: str, problems: Problems) -> Iterator[Row]:
@@ -103,18 +147,18 @@ def jsonl_rows(path: Path, display: str, problems: Problems) -> Iterator[Row]:
     text = read_text(path, display, problems)
     if text is None:
         return
-    for line, raw in enumerate(text.splitlines(), start=1):
+    name = storable(path.name)
+    for line, raw in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 is JSON text
         if not raw.strip():
             continue
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            problems.add(display, f"invalid JSON: {exc.msg}", row=line)
+        value, reason = parse_json_row(raw)
+        if reason is not None:
+            problems.add(display, reason, row=line)
             continue
         if not isinstance(value, dict):
             problems.add(display, "each line must be a JSON object", row=line)
             continue
-        yield Row(display, line, f"{path.name} line {line}", value)
+        yield Row(display, line, row_label(name, line), value)
 
 
 def inline_rows(rows: list[Any], display: str, problems: Problems) -> Iterator[Row]:

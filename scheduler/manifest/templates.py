@@ -1,8 +1,9 @@
 """Jinja2 templates of a manifest: compiled once, rendered per row in a sandbox.
 
-Rendering is strict (a name the row lacks is an error) and sandboxed (no attribute escapes, no
-huge repetitions or powers). A source without any Jinja2 delimiter is kept as a literal and
-never reaches Jinja2, which keeps the per-row path cheap.
+Rendering is strict (a name the row lacks is an error) and sandboxed with a budget of work and
+size (see :mod:`scheduler.manifest.sandbox`); the rendered text is streamed and cut off past the
+field's own limit. A source without any Jinja2 delimiter is kept as a literal and never reaches
+Jinja2, which keeps the per-row path cheap.
 """
 
 from __future__ import annotations
@@ -10,36 +11,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
-from jinja2.utils import concat
+from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import UndefinedError
 
-MAX_REPEAT = 100_000  # longest string or list a template may build with "*"
-MAX_EXPONENT = 64  # largest exponent a template may use with "**"
+from scheduler.manifest.budget import MAX_VALUE_CHARS, RenderLimit
+from scheduler.manifest.sandbox import ManifestEnvironment, make_environment
 
 
-class ManifestEnvironment(SandboxedEnvironment):
-    """A sandbox that also refuses string repetition and powers big enough to exhaust memory."""
+class TooLong(RenderLimit):
+    """The rendered text is longer than its field allows."""
 
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-                raise SecurityError(f"exponent {right} is too large")
-            return left**right
-        for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(times, int):
-                if len(seq) * times > MAX_REPEAT:
-                    raise SecurityError("repetition builds a value that is too large")
-        return left * right
-
-
-def make_environment() -> ManifestEnvironment:
-    return ManifestEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"renders to more than {limit:,} characters")
+        self.limit = limit
 
 
 # Names Jinja2 gives a meaning of its own; a template using them always goes through Jinja2.
@@ -95,10 +79,11 @@ class Template:
     case: keys, output paths, most prompts) are rendered by joining strings, as Jinja2 would.
     """
 
-    __slots__ = ("_literal", "_parts", "_template", "names", "source")
+    __slots__ = ("_env", "_literal", "_parts", "_template", "names", "source")
 
-    def __init__(self, env: SandboxedEnvironment, source: str) -> None:
+    def __init__(self, env: ManifestEnvironment, source: str) -> None:
         self.source = source
+        self._env = env
         self._literal: str | None = None
         self._template: Any = None
         if "{" not in source or not any(mark in source for mark in ("{{", "{%", "{#")):
@@ -118,18 +103,37 @@ class Template:
                 return
         self.names = frozenset(text for is_name, text in self._parts if is_name) - set(env.globals)
 
-    def render(self, context: dict[str, Any]) -> str:
-        """The rendered text; raises what Jinja2 raises (callers turn it into a Problem).
+    def render(self, context: dict[str, Any], limit: int = MAX_VALUE_CHARS) -> str:
+        """The rendered text, at most ``limit`` characters; raises :class:`TooLong` past it,
+        :class:`RenderLimit` past the work budget, and what Jinja2 raises (callers turn each
+        into a Problem).
 
         ``context`` must already hold the environment's globals (see :func:`base_context`): it
         is used as the template's context as is, without the copy ``Template.render`` makes.
         """
         if self._literal is not None:
-            return self._literal
-        if self._parts is not None:
-            return "".join([_lookup(context, text) if name else text for name, text in self._parts])
+            text = self._literal
+        elif self._parts is not None:
+            text = "".join([_lookup(context, text) if name else text for name, text in self._parts])
+        else:
+            return self._stream(context, limit)
+        if len(text) > limit:
+            raise TooLong(limit)
+        return text
+
+    def _stream(self, context: dict[str, Any], limit: int) -> str:
+        """Render piece by piece, stopping as soon as the text passes ``limit`` (the pieces
+        themselves are bounded: each comes from a charged loop iteration or the source)."""
+        self._env.budget.start()
         template = self._template
-        return str(concat(template.root_render_func(template.new_context(context, shared=True))))
+        pieces: list[str] = []
+        size = 0
+        for piece in template.root_render_func(template.new_context(context, shared=True)):
+            size += len(piece)
+            if size > limit:
+                raise TooLong(limit)
+            pieces.append(piece)
+        return "".join(pieces)
 
 
 def _lookup(context: dict[str, Any], name: str) -> str:
@@ -139,14 +143,20 @@ def _lookup(context: dict[str, Any], name: str) -> str:
         raise UndefinedError(f"{name!r} is undefined") from None
 
 
-def base_context(env: SandboxedEnvironment) -> dict[str, Any]:
+def base_context(env: ManifestEnvironment) -> dict[str, Any]:
     """The globals every row context starts from (range, dict, namespace, ...)."""
     return dict(env.globals)
 
 
-def compile_template(env: SandboxedEnvironment, source: str) -> Template | str:
-    """The compiled template, or the syntax error's message."""
+def compile_template(env: ManifestEnvironment, source: str) -> Template | str:
+    """The compiled template, or why it cannot be compiled."""
     try:
         return Template(env, source)
     except TemplateSyntaxError as exc:
         return f"template syntax error: {exc.message} (template line {exc.lineno})"
+    except RecursionError:
+        return "template syntax error: the template nests too deeply"
+
+
+__all__ = ["RenderLimit", "Template", "TooLong", "base_context", "compile_template",
+           "make_environment"]  # fmt: skip

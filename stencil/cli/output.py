@@ -1,4 +1,10 @@
-"""Printing for the CLI: JSON for scripts, Rich tables for people, CSV safe for spreadsheets."""
+"""Printing for the CLI: JSON for scripts, Rich tables for people, CSV safe for spreadsheets.
+
+User data (names, keys, prompts, errors) reaches the terminal only through :func:`cell`,
+:func:`say` or :func:`print_error`: as inert text, never Rich markup, with control characters,
+escape sequences and bidi overrides shown as escapes (:func:`stencil.terminal.printable`). JSON
+output is exact JSON with every non-ASCII character escaped, so it cannot carry them either.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,38 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from stencil.errors import ManifestError
+from stencil.terminal import printable
 
 console = Console()
 err_console = Console(stderr=True)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> Text:
+    """User data for a table cell or a line: inert text, terminal controls escaped."""
+    return Text("" if value is None else printable(value))
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print a line made from user data (its own line breaks kept, everything else escaped)."""
+    (err_console if err else console).print(
+        Text(printable(text, newlines=True)), soft_wrap=True, highlight=False
+    )
+
+
+def print_error(exc: BaseException, *, kind: str = "") -> None:
+    """``error: <message>`` on stderr; each manifest problem on its own escaped line."""
+    if isinstance(exc, ManifestError):
+        lines = [str(exc).split("\n", 1)[0], *(f"  {printable(p)}" for p in exc.problems)]
+        body = "\n".join(lines)
+    else:
+        body = printable(f"{kind}{exc}", newlines=True)
+    message = Text("error:", style="red")
+    message.append(" " + body)
+    err_console.print(message, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
@@ -54,7 +88,11 @@ def results_table(rows: list[dict[str, Any]], *, limit: int = 50) -> Table:
     for row in rows[:limit]:
         detail = row["error"] or row["storage_key"]
         table.add_row(
-            row["key"], str(row["variant"]), row["status"], f"{row['cost_usd']:.4f}", detail
+            cell(row["key"]),
+            str(row["variant"]),
+            cell(row["status"]),
+            f"{row['cost_usd']:.4f}",
+            cell(detail),
         )
     if len(rows) > limit:
         table.caption = f"{len(rows) - limit} more rows: see `stencil results`"
@@ -68,5 +106,5 @@ def kv_table(data: dict[str, Any]) -> Table:
     for key, value in data.items():
         if isinstance(value, dict | list):
             value = json.dumps(value, default=str)
-        table.add_row(key, "" if value is None else str(value))
+        table.add_row(cell(key), cell(value))
     return table

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from scheduler.manifest import SubmitOptions
-from stencil.catalog import estimate_micros, usd_to_micros
+from stencil.catalog import MODELS, estimate_micros, usd_to_micros
 from stencil.settings import Settings
 from tests.scheduler.manifest.conftest import Folder, only
 
@@ -119,12 +119,12 @@ def test_options_override_the_yaml(folder: Folder) -> None:
     assert plan.items[0].output_key == "x/k-1.png"
 
 
-def test_unknown_model_is_a_warning(folder: Folder) -> None:
+def test_unknown_model_is_a_problem_listing_the_known_ids(folder: Folder) -> None:
     folder.write("m.yaml", "version: 1\nname: t\nkey: k\ntemplate: {prompt: hi}\nrows: [{}]\n")
-    plan = folder.load("m.yaml", options=SubmitOptions(model="gemini-9-flash-image"))
-    assert plan.model == "gemini-9-flash-image"
-    assert len(plan.warnings) == 1 and "gemini-9-flash-image" in plan.warnings[0]
-    assert plan.items[0].estimate_micros > 0
+    problems = folder.problems("m.yaml", options=SubmitOptions(model="gemini-9-flash-image"))
+    problem = only(problems, lambda p: True)
+    assert problem.field == "model" and "'gemini-9-flash-image'" in problem.message
+    assert all(known in problem.message for known in MODELS)
 
 
 def test_csv_form(folder: Folder) -> None:
@@ -218,8 +218,20 @@ def test_inline_row_values_keep_their_types(folder: Folder) -> None:
     folder.write(
         "m.yaml",
         "version: 1\nname: t\nkey: '{{ n }}'\n"
-        "template: {prompt: '{{ n + 1 }} {{ tags | join(\",\") }}'}\n"
-        "rows: [{n: 1, tags: [a, b]}]\n",
+        "template: {prompt: '{{ n + 1 }} {{ ok }} {{ price }}'}\n"
+        "rows: [{n: 1, ok: true, price: 2.5}]\n",
     )
     item = folder.load("m.yaml").items[0]
-    assert (item.key, item.prompt) == ("1", "2 a,b")
+    assert (item.key, item.prompt) == ("1", "2 True 2.5")
+
+
+def test_list_and_mapping_values_are_problems(folder: Folder) -> None:
+    folder.write(
+        "m.yaml",
+        "version: 1\nname: t\nkey: k\ntemplate: {prompt: '{{ tags }}'}\n"
+        "rows: [{tags: [a, b]}, {tags: {a: 1}}]\n",
+    )
+    problems = folder.problems("m.yaml")
+    assert [(p.row, p.field) for p in problems] == [(0, "tags"), (1, "tags")]
+    assert "a list of 2 items" in problems[0].message
+    assert "a mapping of 1 entries" in problems[1].message
