@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
-from stencil.settings import get_settings
+from stencil.settings import Settings, get_settings
 
 
 @lru_cache(maxsize=8)
@@ -62,3 +63,17 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def probe_engine(settings: Settings, *, timeout_s: int = 5) -> Engine:
+    """An engine for a health check: the embedded SQLite engine as usual; for a server, no pool
+    and a connect timeout, so an unreachable database answers within ``timeout_s``."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        if not settings.database_url:
+            settings.ensure_dirs()
+        return engine_for(url)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    connect_args = {"connect_timeout": timeout_s} if url.startswith("postgresql") else {}
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args)

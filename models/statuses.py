@@ -59,6 +59,9 @@ class AttemptState(StrEnum):
     blocked = "blocked"  # safety block (finishReason or promptFeedback.blockReason)
     no_image = "no_image"  # 200 without an image part
     outcome_unknown = "outcome_unknown"  # the worker died mid-call and no image was stored
+    # paid, but storage would not take the image: it is held in the worker's spool, and the
+    # item's next start stores those bytes instead of calling again (cost stays on this attempt)
+    unstored = "unstored"
     superseded = "superseded"  # a newer attempt owns the item; this result was not applied
 
 

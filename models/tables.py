@@ -49,8 +49,12 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_dispatch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tenant_id: Mapped[str | None] = mapped_column(String(32))  # HTTP API owner; None from the CLI
 
-    __table_args__ = (Index("ix_batches_status_priority", "status", "priority"),)
+    __table_args__ = (
+        Index("ix_batches_status_priority", "status", "priority"),
+        Index("ix_batches_tenant_created", "tenant_id", "created_at"),
+    )
 
 
 class Item(Base):
@@ -133,6 +137,7 @@ class Attempt(Base):
         Index("ix_attempts_item", "item_id"),
         Index("ix_attempts_finished_at", "finished_at"),
         Index("ix_attempts_state", "state"),
+        Index("ix_attempts_batch_started", "batch_id", "started_at"),
     )
 
 
@@ -164,3 +169,21 @@ class FleetWindow(Base):
     last_decrease_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     observed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Heartbeat(Base):
+    """A running worker or scheduler process; `beat_at` (the database's clock) is refreshed every
+    few seconds, and the row is removed when the process stops cleanly (`stencil doctor`)."""
+
+    __tablename__ = "heartbeats"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The HTTP API's tables share this metadata (migrations and the drift test see them).
+from models import api_tables  # noqa: E402, F401

@@ -88,6 +88,18 @@ def next_step(
                     f"gave up after {attempts} attempts: {message}",
                 )
             return Next(ItemStatus.queued, retry_delay, state.value, message)
+        case AttemptState.unstored:
+            # Paid and held in the spool: the next start stores it with no new call. When
+            # storage refuses writes the batch is stopped as well; the item waits for resume.
+            if attempts >= settings.max_attempts:
+                return Next(
+                    ItemStatus.failed,
+                    0,
+                    "unstored",
+                    f"gave up storing after {attempts} attempts (the image is kept in the "
+                    f"spool; `stencil retry` stores it once storage works): {message}",
+                )
+            return Next(ItemStatus.queued, retry_delay, "unstored", message)
         case AttemptState.no_image:
             if no_image_count > settings.no_image_retries:
                 return Next(ItemStatus.no_image, 0, "no_image", message)

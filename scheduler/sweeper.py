@@ -29,9 +29,12 @@ from stencil.errors import StorageError
 from stencil.settings import Settings
 from stencil.storage.base import Storage
 from worker.providers.base import ImageResult
+from worker.providers.finalise import MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS
 from worker.sidecar import parse_sidecar, sidecar_key
 
 log = logging.getLogger(__name__)
+RECOVERABLE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+MAX_RECOVERED_COST_MICROS = 1_000_000_000  # $1,000: no single image call costs more
 
 
 @dataclass
@@ -163,13 +166,27 @@ def _result_from_storage(item: Item, attempt_id: str, storage: Storage) -> Image
             return None
     except (StorageError, ValueError):
         return None
-    tokens = sidecar.get("tokens") or {}
+    try:  # the sidecar is data from storage: bounded before it reaches the record
+        tokens = sidecar.get("tokens") or {}
+        prompt_tokens = int(tokens.get("prompt", 0))
+        output_tokens = int(tokens.get("output", 0))
+        cost = int(sidecar.get("cost_micros", 0))
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return None
+    mime = sidecar.get("content_type") or "image/png"
+    if (
+        mime not in RECOVERABLE_TYPES
+        or not 0 <= prompt_tokens <= MAX_PROMPT_TOKENS
+        or not 0 <= output_tokens <= MAX_OUTPUT_TOKENS
+        or not 0 <= cost <= MAX_RECOVERED_COST_MICROS
+    ):
+        return None
     return ImageResult(
         state=AttemptState.succeeded,
-        mime=sidecar.get("content_type") or "image/png",
-        prompt_tokens=int(tokens.get("prompt", 0)),
-        output_tokens=int(tokens.get("output", 0)),
-        cost_micros=int(sidecar.get("cost_micros", 0)),
+        mime=mime,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+        cost_micros=cost,
         message="recovered from storage after the worker stopped",
     )
 

@@ -5,7 +5,9 @@ StencilError
  │    ├── ManifestError    a manifest with one or more problems, each with its place
  │    └── NotFoundError    no batch or item with that request id
  ├── ConfigError           settings that cannot work together
- └── StorageError          the image store failed
+ └── StorageError          the image store failed (``permanent``: retrying will not help)
+      ├── ObjectMissing     no object under this key
+      └── StorageRefused    the store refuses the write until someone fixes it
 """
 
 from __future__ import annotations
@@ -67,9 +69,18 @@ class ConfigError(StencilError):
 class StorageError(StencilError):
     """The image store failed."""
 
+    permanent = False  # True: the same write will fail again until someone fixes the store
+
 
 class ObjectMissing(StorageError):
     """No object is stored under this key."""
+
+
+class StorageRefused(StorageError):
+    """The image store refuses writes (no space, read-only, permission, path conflict, bucket or
+    credentials refused) and will until someone fixes it."""
+
+    permanent = True
 
 
 class FetchRefused(InputError):

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(default=None, description="Celery broker; default filesystem")
     storage_url: str | None = Field(default=None, description="Folder path or s3://bucket/prefix")
     s3_endpoint_url: str | None = None
+    s3_instance_metadata: bool = Field(
+        default=False, description="Let boto3 ask the EC2 instance metadata service for credentials"
+    )
+    spool_dir: Path | None = Field(
+        default=None, description="Where paid images wait when storage refuses them"
+    )
     provider: str = "preview"
     model: str = "gemini-2.5-flash-image"
     url_ttl_s: int = Field(default=3600, description="Lifetime of signed URLs in seconds")
@@ -64,6 +70,21 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = 20 * 1024 * 1024
     fetch_timeout_s: float = 20.0
 
+    # The HTTP API (`stencil serve`) and its webhooks.
+    api_public_url: str | None = Field(default=None, description="Base of links the API returns")
+    api_files_secret: SecretStr | None = Field(
+        default=None, description="Signs /v1/files links (default: a secret in the data dir)"
+    )
+    api_submits_per_minute: int = Field(default=60, description="Submits per API key per minute")
+    webhook_allow_loopback: bool = Field(
+        default=False, description="Allow webhooks to http(s) loopback URLs (development, tests)"
+    )
+    webhook_timeout_s: float = 15.0
+    # Standard Webhooks' example schedule: the wait before each attempt (about 3 days in all)
+    webhook_retry_s: list[float] = Field(
+        default_factory=lambda: [0.0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+    )
+
     @field_validator("url_ttl_s")
     @classmethod
     def _ttl_in_range(cls, value: int) -> int:
@@ -88,6 +109,11 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or str((self.data_dir / "output").resolve())
+
+    @property
+    def resolved_spool_dir(self) -> Path:
+        """Paid images that storage would not take wait here (default ``<data dir>/spool``)."""
+        return (self.spool_dir or self.data_dir / "spool").resolve()
 
     def ensure_dirs(self) -> None:
         """Create the embedded folders this configuration uses."""

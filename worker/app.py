@@ -30,6 +30,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             data_folder_in=folder,
             data_folder_out=folder,
             processed_folder=str(settings.broker_dir / "processed"),
+            # the exchange tables (kombu's default is ./control, wherever the user stands)
+            control_folder=str(settings.broker_dir / "control"),
             store_processed=False,
             polling_interval=0.1,
         )

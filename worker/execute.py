@@ -27,7 +27,7 @@ from models.queries import twins as twin_queries
 from models.statuses import IN_FLIGHT_ITEM, AttemptState, BatchStatus, ItemStatus
 from models.tables import Attempt, Batch, Item
 from scheduler.retry import next_step
-from stencil.errors import ConfigError, StorageError
+from stencil.errors import ConfigError, ObjectMissing, StorageError
 from stencil.ids import IdKind, new_id
 from stencil.settings import Settings
 from stencil.storage.base import Storage
@@ -35,7 +35,17 @@ from worker.leases import LeaseKeeper
 from worker.providers import Provider
 from worker.providers.base import ImageRequest, ImageResult
 from worker.refs import RefCache
-from worker.sidecar import build_sidecar, sidecar_key
+from worker.sidecar import build_sidecar, image_intact
+from worker.spool import Held
+from worker.store import (
+    REFERENCE_REFUSED,
+    STORAGE_REFUSED,
+    Target,
+    find_held,
+    foreign_owner,
+    spool_for,
+    store,
+)
 
 log = logging.getLogger(__name__)
 IN_FLIGHT_STATUSES = frozenset(s.value for s in IN_FLIGHT_ITEM)
@@ -106,19 +116,55 @@ def run_chain(item_id: str, ctx: WorkerContext) -> list[RunOutcome]:
 
 
 def run_item(item_id: str, ctx: WorkerContext) -> RunOutcome:
-    opened = _open_attempt(item_id, ctx)
+    held = find_held(item_id, ctx.settings)  # paid before, storage refused it: no new call
+    opened = _open_attempt(item_id, ctx) if held is None else _open_held(item_id, ctx)
     if isinstance(opened, RunOutcome):
         return opened
     batch, item, attempt = opened
     ctx.leases.hold(item.id, attempt.id)
     try:
-        result = _call(batch, item, ctx)
+        result = held.result() if held is not None else _call(batch, item, ctx)
         fresh = ctx.leases.surely_held(item.id) or _still_calling(attempt.id)
         if result.state is AttemptState.succeeded and fresh:
-            result = _store(batch, item, attempt, result, ctx)
-        return _record(batch, item, attempt, result, ctx)
+            result = _store(batch, item, attempt, result, ctx, held)
+        outcome = _record(batch, item, attempt, result, ctx)
+        stored = outcome is RunOutcome.recorded and result.state is AttemptState.succeeded
+        if held is not None and stored:
+            spool_for(ctx.settings).discard(item_id=item.id, attempt_id=held.attempt_id)
+        return outcome
     finally:
         ctx.leases.release(item.id)
+
+
+def _open_held(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attempt] | RunOutcome:
+    """Take the item to store an image already paid for: nothing to reserve, no twin to wait for."""
+    now = utcnow()
+    attempt_id = new_id(IdKind.attempt)
+    with session_scope() as session:
+        item = item_queries.take_dispatched(
+            session=session,
+            item_id=item_id,
+            attempt_id=attempt_id,
+            lease_s=ctx.settings.lease_s,
+            now=now,
+        )
+        batch = None
+        if item is not None:
+            batch = batch_queries.get_batch(session=session, batch_id=item.batch_id)
+        if item is not None and batch is not None:
+            attempt = attempt_queries.open_attempt(
+                session=session,
+                attempt_id=attempt_id,
+                item_id=item_id,
+                batch_id=batch.id,
+                number=item.attempts,
+                worker=ctx.name,
+                reserved_micros=0,
+                now=now,
+            )
+            return batch, item, attempt
+        session.rollback()
+    return _not_startable(item_id)
 
 
 def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attempt] | RunOutcome:
@@ -165,10 +211,8 @@ def _twin(session: Session, item: Item, ctx: WorkerContext) -> Item | None:
     twin = twin_queries.find_twin(session=session, item=item)
     if twin is None or twin.status == ItemStatus.running.value:
         return twin
-    try:
-        return twin if ctx.storage.exists(twin.output_key) else None
-    except StorageError:
-        return None  # cannot confirm the image: generate this one
+    intact = image_intact(ctx.storage, output_key=twin.output_key, fingerprint=item.fingerprint)
+    return twin if intact else None  # a deleted or replaced image is not handed out again
 
 
 def _follow_twin(item_id: str, twin_id: str) -> RunOutcome:
@@ -225,6 +269,9 @@ def _not_startable(item_id: str) -> RunOutcome:
 
 def _call(batch: Batch, item: Item, ctx: WorkerContext) -> ImageResult:
     try:
+        refused = foreign_owner(Target(item.output_key, item.id, batch.id))
+        if refused is not None:  # known before paying: do not call
+            return ImageResult(state=AttemptState.invalid, message=refused)
         refs = ctx.refs.load(item.refs, ctx.storage)
         request = ImageRequest(
             model=batch.model,
@@ -237,7 +284,11 @@ def _call(batch: Batch, item: Item, ctx: WorkerContext) -> ImageResult:
         return ctx.provider(batch.provider).generate(request)
     except ConfigError as exc:
         return ImageResult(state=AttemptState.auth, message=str(exc))
-    except StorageError as exc:
+    except StorageError as exc:  # never sent: a missing or altered reference stops the batch
+        if exc.permanent or isinstance(exc, ObjectMissing):
+            return ImageResult(
+                state=AttemptState.invalid, error_status=REFERENCE_REFUSED, message=str(exc)
+            )
         return ImageResult(state=AttemptState.transient, message=f"reference image: {exc}")
     except Exception as exc:  # a bug must not strand the item: record it and retry boundedly
         message = ctx.redact(f"{type(exc).__name__}: {exc}")
@@ -254,20 +305,29 @@ def _still_calling(attempt_id: str) -> bool:
 
 
 def _store(
-    batch: Batch, item: Item, attempt: Attempt, result: ImageResult, ctx: WorkerContext
+    batch: Batch,
+    item: Item,
+    attempt: Attempt,
+    result: ImageResult,
+    ctx: WorkerContext,
+    held: Held | None = None,
 ) -> ImageResult:
-    """Write the image, then its sidecar (the sidecar names the attempt: it is the commit mark)."""
-    assert result.image is not None
-    try:
-        ctx.storage.put(item.output_key, result.image, result.mime or "image/png")
+    """Write the image, then its sidecar (the sidecar names the paid attempt: it is the commit
+    mark), if the item owns its key; what storage will not take waits in the spool."""
+    sidecar = held.sidecar if held is not None else None
+    if sidecar is None:
         sidecar = build_sidecar(
             batch=batch, item=item, attempt=attempt, result=result, finished_at=utcnow()
         )
-        ctx.storage.put(sidecar_key(item.output_key), sidecar, "application/json")
-    except StorageError as exc:
-        result.state = AttemptState.transient
-        result.message = f"the image was generated (and paid) but could not be stored: {exc}"
-    return result
+    return store(
+        storage=ctx.storage,
+        spool=spool_for(ctx.settings),
+        target=Target(item.output_key, item.id, batch.id),
+        attempt_id=attempt.id,
+        result=result,
+        sidecar=sidecar,
+        held=held,
+    )
 
 
 def _record(
@@ -329,6 +389,10 @@ def _batch_stop_reason(result: ImageResult) -> str | None:
         return f"credentials refused by the provider: {result.reason}"
     if result.state is AttemptState.invalid and result.http_code == 404:
         return f"the model is unknown or retired: {result.reason}"
+    if result.error_status == STORAGE_REFUSED:
+        return f"storage: {result.message}"
+    if result.error_status == REFERENCE_REFUSED:
+        return f"reference image: {result.message}"
     return None
 
 

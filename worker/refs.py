@@ -1,16 +1,27 @@
-"""Reference images for a call: read from storage once per process, then served from memory."""
+"""Reference images for a call: read from storage once per process, then served from memory.
+
+References are content-addressed (``_refs/<sha256>.<ext>``): bytes read from the store are
+checked against their digest before they are cached or sent, so an object replaced in the store
+(by hand, a bug or a hostile output template) is never sent to the model.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from stencil.errors import StorageRefused
 from stencil.storage.base import Storage
 from worker.providers.base import RefImage
 
 CACHE_BYTES = 256 * 1024 * 1024
+
+
+class ReferenceMismatch(StorageRefused):
+    """A reference image in the store does not match its digest; it is not sent."""
 
 
 class RefCache:
@@ -40,6 +51,13 @@ class RefCache:
                 self._data.move_to_end(digest)
                 return self._data[digest]
         data = storage.get(key)
+        found = hashlib.sha256(data).hexdigest()
+        if found != digest:
+            raise ReferenceMismatch(
+                f"reference image {key!r} in the store does not match its digest "
+                f"(sha256 {found[:12]}..., expected {digest[:12]}...): it was changed after "
+                "submit and is not sent; submitting the manifest again restores it"
+            )
         with self._lock:
             self.loads += 1
             if digest not in self._data:

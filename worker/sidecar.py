@@ -8,6 +8,8 @@ from typing import Any
 
 from models.tables import Attempt, Batch, Item
 from stencil.catalog import micros_to_usd
+from stencil.errors import StorageError
+from stencil.storage.base import Storage
 from worker.providers.base import ImageResult
 
 
@@ -49,3 +51,13 @@ def parse_sidecar(data: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("sidecar is not a JSON object")
     return body
+
+
+def image_intact(storage: Storage, *, output_key: str, fingerprint: str) -> bool:
+    """The image at ``output_key`` is still stored, beside a sidecar naming ``fingerprint``
+    (what reuse checks: a deleted or replaced image is not handed out again)."""
+    try:
+        body = parse_sidecar(storage.get(sidecar_key(output_key)))
+        return body.get("fingerprint") == fingerprint and storage.exists(output_key)
+    except (StorageError, ValueError):
+        return False

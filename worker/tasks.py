@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_init, worker_ready, worker_shutting_down
 
 from stencil.settings import get_settings
 from stencil.storage import open_storage
@@ -33,6 +33,14 @@ def worker_context() -> WorkerContext:
                 leases=LeaseKeeper(settings.lease_s),
             )
         return _context
+
+
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _stop_with_parent(**_: Any) -> None:
+    """A worker started by `stencil run` shuts down warm when that run ends (even by SIGKILL)."""
+    from worker.parent_watch import stop_with_parent
+
+    stop_with_parent()
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

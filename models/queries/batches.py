@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
+from models.queries import webhooks as webhook_queries
 from models.statuses import ENDED_ITEM, BatchStatus, ItemStatus
 from models.tables import Batch, Item
 
@@ -62,7 +63,10 @@ def set_status(
         .where(Batch.id == batch_id, Batch.status.in_([s.value for s in only_from]))
         .values(**values)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    moved = bool(result.rowcount)  # type: ignore[attr-defined]
+    if moved and status is BatchStatus.stopped:  # its webhook event, in this transaction
+        webhook_queries.batch_stopped(session=session, batch_id=batch_id, reason=reason or "")
+    return moved
 
 
 def touch_dispatch(*, session: Session, batch_id: str, now: datetime) -> None:
@@ -112,6 +116,7 @@ def close_if_finished(*, session: Session, batch_id: str, now: datetime | None =
     if batch.status in (BatchStatus.running.value, BatchStatus.paused.value):
         batch.status = BatchStatus.done.value
     batch.finished_at = now or utcnow()
+    webhook_queries.batch_closed(session=session, batch=batch)  # its event, in this transaction
     return True
 
 

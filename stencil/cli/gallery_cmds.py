@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import webbrowser
 from pathlib import Path
 
 import typer
-
-from models.db import session_scope
-from stencil.cli.common import ready, storage_for
-from stencil.cli.output import console, print_json
-from stencil.errors import InputError
-from stencil.gallery import build_gallery, default_path
-from stencil.review import import_marks, read_marks_file
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
 
@@ -40,6 +32,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPT,
     ) -> None:
         """Write an HTML contact sheet of a batch: thumbnails, reasons, review buttons."""
+        import webbrowser
+
+        from models.db import session_scope
+        from stencil.cli.common import ready, storage_for
+        from stencil.cli.output import console, print_json
+        from stencil.errors import InputError
+        from stencil.gallery import build_gallery, default_path
+
         settings = ready()
         storage = storage_for(settings)
         if upload and not settings.resolved_storage_url.startswith("s3://"):
@@ -68,6 +68,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPT,
     ) -> None:
         """Record approved/rejected marks on items (all or nothing)."""
+        from models.db import session_scope
+        from stencil.cli.common import ready
+        from stencil.cli.output import console, print_json
+        from stencil.review import import_marks, read_marks_file
+
         parsed = read_marks_file(marks_file)
         ready()
         with session_scope() as session:

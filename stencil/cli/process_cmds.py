@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
-
 import typer
-
-from models.db import get_engine
-from models.migrate import upgrade
-from stencil.cli.common import ready
-from stencil.cli.output import console
-from stencil.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +12,10 @@ def register(app: typer.Typer) -> None:
     @db.command("upgrade")
     def db_upgrade() -> None:
         """Apply every migration to the configured database."""
+        from models.db import get_engine
+        from models.migrate import upgrade
+        from stencil.cli.output import console
+
         upgrade(get_engine())
         console.print("database is at the latest schema", markup=False)
 
@@ -36,10 +30,15 @@ def register(app: typer.Typer) -> None:
         loglevel: str = typer.Option("WARNING", "--loglevel", envvar="STENCIL_LOGLEVEL"),
     ) -> None:
         """Run a Celery worker (threads pool) that executes items."""
+        import logging
+
+        from stencil.cli.common import ready
+
         ready()
         logging.getLogger("kombu.connection").setLevel(
             logging.ERROR
         )  # filesystem transport chatter
+        import worker.heartbeat  # beats while the worker runs (stencil doctor)
         import worker.tasks  # noqa: F401  registers the task
         from worker.app import QUEUE
         from worker.app import app as celery_app
@@ -62,6 +61,13 @@ def register(app: typer.Typer) -> None:
     @app.command("scheduler")
     def scheduler_cmd() -> None:
         """Run the dispatch loop and the sweeper until interrupted."""
+        import signal
+        import threading
+
+        from stencil.cli.common import ready
+        from stencil.cli.output import console
+        from stencil.settings import get_settings
+
         settings = ready()
         from scheduler.loop import run_scheduler
         from worker.app import send_items

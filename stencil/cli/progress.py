@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,9 +24,12 @@ def follow(
     show: bool = True,
     timeout_s: float | None = None,
     alive: Callable[[], bool] | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Poll a batch until it has ended (or the timeout passes); returns the last batch view."""
+    """Poll a batch until it has ended (or the timeout passes, ``alive`` turns false or ``stop``
+    is set); returns the last batch view."""
     started = time.monotonic()
+    stop = stop or threading.Event()
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -53,6 +57,7 @@ def follow(
                 return view
             if timeout_s is not None and elapsed > timeout_s:
                 return view
-            if alive is not None and not alive():
+            if (alive is not None and not alive()) or stop.is_set():
                 return view
-            time.sleep(POLL_EVERY_S)
+            if stop.wait(POLL_EVERY_S):
+                return view

@@ -6,16 +6,9 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from models.db import session_scope
-from models.queries import batches as batch_queries
-from stencil.catalog import micros_to_usd
-from stencil.cli.common import ready, storage_for
-from stencil.cli.output import console, kv_table, print_json, write_csv, write_jsonl
-from stencil.cli.progress import follow
-from stencil.fleet import fleet_status
-from stencil.views import poll, result_rows
+# Heavy imports (SQLAlchemy, Rich tables, storage clients) live inside the commands, so that
+# `stencil --help` and each command start fast.
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
 
@@ -26,6 +19,11 @@ def poll_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Status, image URLs, cost and errors of a batch or an item."""
+    from models.db import session_scope
+    from stencil.cli.common import ready, storage_for
+    from stencil.cli.output import console, kv_table, print_json, say
+    from stencil.views import poll
+
     settings = ready()
     storage = storage_for(settings)
     with session_scope() as session:
@@ -40,16 +38,16 @@ def poll_cmd(
         print_json(view)
         return
     items_view = view.pop("items", None)
+    if view.get("kind") == "batch":
+        from stencil.cli.summary import poll_fields
+
+        view = poll_fields(view)  # counts as a line, cost, progress and ETA
     console.print(kv_table(view))
     for item in items_view or []:
         url = (
             item["images"][0]["url"] if item["images"] else (item["error"] or {}).get("message", "")
         )
-        console.print(
-            f"{item['request_id']}  {item['key']}#{item['variant']}  {item['status']}  {url}",
-            markup=False,
-            highlight=False,
-        )
+        say(f"{item['request_id']}  {item['key']}#{item['variant']}  {item['status']}  {url}")
 
 
 def wait_cmd(
@@ -60,6 +58,10 @@ def wait_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show progress until the batch ends; non-zero exit if any item did not succeed."""
+    from stencil.cli.common import ready, storage_for
+    from stencil.cli.output import console, print_json, say
+    from stencil.cli.progress import follow
+
     settings = ready()
     view = follow(
         request_id,
@@ -77,7 +79,7 @@ def wait_cmd(
             highlight=False,
         )
         if view.get("stop_reason"):
-            console.print(f"stopped: {view['stop_reason']}", markup=False, highlight=False)
+            say(f"stopped: {view['stop_reason']}")
     succeeded = view["counts"].get("succeeded", 0)
     raise typer.Exit(0 if succeeded == view["total"] else 1)
 
@@ -90,6 +92,11 @@ def results_cmd(
     ),
 ) -> None:
     """One line per item: key, request_id, status, storage key, URL, cost, error."""
+    from models.db import session_scope
+    from stencil.cli.common import ready, storage_for
+    from stencil.cli.output import write_csv, write_jsonl
+    from stencil.views import result_rows
+
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
     settings = ready()
@@ -111,6 +118,14 @@ def ls_cmd(
     as_json: bool = JSON_OPT,
 ) -> None:
     """List recent batches."""
+    from rich.table import Table
+
+    from models.db import session_scope
+    from models.queries import batches as batch_queries
+    from stencil.catalog import micros_to_usd
+    from stencil.cli.common import ready
+    from stencil.cli.output import cell, console, print_json
+
     ready()
     with session_scope() as session:
         batches = [
@@ -135,7 +150,7 @@ def ls_cmd(
     for b in batches:
         table.add_row(
             *(
-                str(b[c])
+                cell(b[c])
                 for c in (
                     "request_id",
                     "name",
@@ -152,6 +167,11 @@ def ls_cmd(
 
 def status_cmd(as_json: bool = JSON_OPT) -> None:
     """The fleet: window, in flight, recent 429 share, images per minute."""
+    from models.db import session_scope
+    from stencil.cli.common import ready
+    from stencil.cli.output import console, kv_table, print_json
+    from stencil.fleet import fleet_status
+
     settings = ready()
     with session_scope() as session:
         view = fleet_status(session=session, settings=settings)

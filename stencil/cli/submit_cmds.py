@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from models.db import session_scope
-from models.queries import batches as batch_queries
-from scheduler.manifest import SubmitOptions
-from scheduler.submit import Submission, submit
-from stencil.catalog import micros_to_usd
-from stencil.cli.common import ready, storage_for
-from stencil.cli.output import console, err_console, print_json, results_table
-from stencil.cli.progress import follow
-from stencil.runner import scheduler_thread, worker_process
-from stencil.views import poll, result_rows
+if TYPE_CHECKING:
+    from scheduler.manifest import SubmitOptions
+    from scheduler.submit import Submission
 
 MANIFEST = typer.Argument(..., exists=False, help="A YAML manifest or a CSV file.")
 
@@ -29,6 +22,8 @@ def _options(
     output: str | None,
     priority: int | None,
 ) -> SubmitOptions:
+    from scheduler.manifest import SubmitOptions
+
     return SubmitOptions(
         name=name,
         model=model,
@@ -40,6 +35,8 @@ def _options(
 
 
 def _summary(sub: Submission) -> dict[str, Any]:
+    from stencil.catalog import micros_to_usd
+
     plan = sub.plan
     return {
         "request_id": None if sub.dry_run else plan.batch_id,
@@ -87,6 +84,10 @@ def submit_cmd(
     force: bool = force_opt,
 ) -> None:
     """Submit a manifest; prints the batch request_id and returns at once."""
+    from scheduler.submit import submit
+    from stencil.cli.common import ready
+    from stencil.cli.output import console, print_json, say
+
     settings = ready()
     sub = submit(
         manifest,
@@ -100,7 +101,7 @@ def submit_cmd(
         print_json(summary)
         return
     for warning in sub.plan.warnings:
-        err_console.print(f"warning: {warning}", markup=False, highlight=False)
+        say(f"warning: {warning}", err=True)
     if dry_run:
         console.print(
             f"dry run: {sub.items} items ({sub.reused} reused), "
@@ -108,18 +109,18 @@ def submit_cmd(
             markup=False,
         )
         for sample in sub.samples:
-            console.print(
-                f"  {sample['key']} #{sample['variant']} -> {sample['output']}\n"
-                f"    {sample['prompt']}",
-                markup=False,
-                highlight=False,
-            )
+            prompt = sample["prompt"].replace("\n", "\n    ")
+            say(f"  {sample['key']} #{sample['variant']} -> {sample['output']}\n    {prompt}")
         return
     console.print(sub.batch_id, markup=False, highlight=False)
 
 
 def run_cmd(
-    manifest: Path = MANIFEST,
+    target: str = typer.Argument(
+        ...,
+        metavar="MANIFEST|BATCH_ID",
+        help="A YAML manifest or a CSV file, or a batch id (b_...) to continue.",
+    ),
     concurrency: int = typer.Option(
         8, "--concurrency", envvar="STENCIL_WORKER_CONCURRENCY", help="Worker threads."
     ),
@@ -131,58 +132,45 @@ def run_cmd(
     output: str | None = output_opt,
     priority: int | None = priority_opt,
     force: bool = force_opt,
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show the worker's and the libraries' log lines."
+    ),
 ) -> None:
-    """Submit, run a scheduler and a worker until the batch is done, print the results."""
+    """Submit (or continue a batch), run a scheduler and a worker until it is done, summarise.
+
+    Ctrl-C, SIGTERM or SIGHUP pause the batch and stop the worker warm (calls in flight finish
+    and are kept); `stencil run b_...` continues it.
+    """
+    from scheduler.submit import submit
+    from stencil.catalog import micros_to_usd
+    from stencil.cli.common import ready, storage_for
+    from stencil.cli.run_session import run
+
     settings = ready()
-    sub = submit(
-        manifest,
-        options=_options(name, model, provider, budget, output, priority),
-        settings=settings,
-        force=force,
-    )
-    storage = storage_for(settings)
-    if not as_json:
-        err_console.print(
+
+    def submit_manifest() -> tuple[str, str]:
+        sub = submit(
+            Path(target),
+            options=_options(name, model, provider, budget, output, priority),
+            settings=settings,
+            force=force,
+        )
+        header = (
             f"batch {sub.batch_id}: {sub.items} items ({sub.reused} reused), "
-            f"estimated ${micros_to_usd(sub.estimated_micros):.4f}",
-            markup=False,
-            highlight=False,
+            f"estimated ${micros_to_usd(sub.estimated_micros):.4f}"
         )
-    with worker_process(concurrency=concurrency) as worker, scheduler_thread(settings):
-        follow(
-            sub.batch_id,
-            storage=storage,
-            ttl_s=settings.url_ttl_s,
-            show=not as_json,
-            alive=lambda: worker.poll() is None,
-        )
-    with session_scope() as session:
-        batch_queries.close_if_finished(session=session, batch_id=sub.batch_id)
-    with session_scope() as session:
-        view = poll(
-            session=session, request_id=sub.batch_id, storage=storage, ttl_s=settings.url_ttl_s
-        )
-        rows = list(
-            result_rows(
-                session=session,
-                batch_id=sub.batch_id,
-                storage=storage,
-                ttl_s=settings.url_ttl_s,
-            )
-        )
-    if as_json:
-        print_json({**view, "results": rows})
-    else:
-        console.print(results_table(rows))
-        console.print(
-            f"{view['counts']}  total cost ${view['cost_usd']:.4f}  output: {storage.describe()}",
-            markup=False,
-            highlight=False,
-        )
-        if view.get("note"):
-            console.print(f"note: {view['note']}", markup=False)
-    ok = all(r["status"] == "succeeded" for r in rows)
-    raise typer.Exit(0 if ok else 1)
+        return sub.batch_id, header
+
+    code = run(
+        target,
+        settings=settings,
+        storage=storage_for(settings),
+        submit_manifest=submit_manifest,
+        concurrency=concurrency,
+        as_json=as_json,
+        verbose=verbose,
+    )
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,11 @@ def open_storage(settings: Settings) -> Storage:
     if url.startswith("s3://"):
         from stencil.storage.s3 import S3Storage
 
-        return S3Storage.from_url(url, endpoint_url=settings.s3_endpoint_url)
+        return S3Storage.from_url(
+            url,
+            endpoint_url=settings.s3_endpoint_url,
+            instance_metadata=settings.s3_instance_metadata,
+        )
     from stencil.storage.local import LocalStorage
 
     return LocalStorage(url)

@@ -1,9 +1,15 @@
 """Any S3-compatible endpoint as the image store (AWS, MinIO, moto).
 
-Credentials and region come the standard AWS way (environment, shared config, instance role);
-the region defaults to us-east-1 when none is configured. With an explicit ``endpoint_url`` the
-client uses path-style addressing, which MinIO and moto need. Clients are built on first use and
-reused: boto3 clients are thread-safe, sessions are not, so each client gets its own session.
+Credentials and region come the standard AWS way (environment, shared config and profiles);
+the region defaults to us-east-1 when none is configured. The instance metadata service is never
+asked (no probe of 169.254.169.254 from a laptop or a container) unless ``instance_metadata`` is
+set (``STENCIL_S3_INSTANCE_METADATA=true`` on EC2 with an instance role). With an explicit
+``endpoint_url`` the client uses path-style addressing, which MinIO and moto need. Clients are
+built on first use and reused: boto3 clients are thread-safe, sessions are not, so each client
+gets its own session.
+
+Errors that will not clear by retrying (access denied, no such bucket, unknown or missing
+credentials) raise :class:`StorageRefused`; others (timeouts, 5xx) raise :class:`StorageError`.
 """
 
 from __future__ import annotations
@@ -14,22 +20,67 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
-from stencil.errors import ConfigError, InputError, ObjectMissing, StorageError
+from stencil.errors import ConfigError, InputError, ObjectMissing, StorageError, StorageRefused
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEFAULT_REGION = "us-east-1"
 MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+REFUSED_CODES = frozenset(  # the same request will be refused again until someone fixes it
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "AccountProblem",
+        "AuthorizationHeaderMalformed",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidBucketName",
+        "InvalidToken",
+        "NoSuchBucket",
+        "PermanentRedirect",
+        "SignatureDoesNotMatch",
+        "403",
+    }
+)
+INSTANCE_METADATA = "iam-role"  # botocore's name for the instance metadata credential provider
 
 
-def make_client(endpoint_url: str | None = None) -> S3Client:
+def boto_session(*, instance_metadata: bool = False) -> boto3.session.Session:
+    """A boto3 session whose credential chain never asks the instance metadata service unless
+    ``instance_metadata`` is set. Nothing here touches the network."""
+    core = botocore.session.get_session()
+    if not instance_metadata:
+        core.get_component("credential_provider").remove(INSTANCE_METADATA)
+    return boto3.session.Session(botocore_session=core)
+
+
+def s3_configured(*, endpoint_url: str | None, storage_url: str | None) -> bool:
+    """True when S3 is Stencil's store, an endpoint is set, or credentials are found without
+    the instance metadata service (environment, shared files, profiles): no network."""
+    if endpoint_url or (storage_url or "").startswith("s3://"):
+        return True
+    try:
+        return boto_session().get_credentials() is not None
+    except BotoCoreError:
+        return False
+
+
+def make_client(endpoint_url: str | None = None, *, instance_metadata: bool = False) -> S3Client:
     """A new S3 client with its own session, signature v4, path-style for custom endpoints."""
-    session = boto3.session.Session()
+    session = boto_session(instance_metadata=instance_metadata)
     config = Config(
+        # "auto" would ask the instance metadata service for a region (the stubs say bool)
+        defaults_mode="legacy",  # type: ignore[arg-type]
         signature_version="s3v4",
         s3={"addressing_style": "path" if endpoint_url else "auto"},
         retries={"mode": "standard", "max_attempts": 3},
@@ -66,23 +117,27 @@ class S3Storage:
         client: S3Client | None = None,
         *,
         endpoint_url: str | None = None,
+        instance_metadata: bool = False,
     ) -> None:
         if not bucket:
             raise ConfigError("an S3 store needs a bucket name")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
+        self.instance_metadata = instance_metadata
         self._client = client
         self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, *, endpoint_url: str | None = None) -> S3Storage:
+    def from_url(
+        cls, url: str, *, endpoint_url: str | None = None, instance_metadata: bool = False
+    ) -> S3Storage:
         """The store named by ``s3://bucket/prefix``."""
         try:
             bucket, prefix = parse_s3_url(url)
         except InputError as exc:
             raise ConfigError(str(exc)) from exc
-        return cls(bucket, prefix, endpoint_url=endpoint_url)
+        return cls(bucket, prefix, endpoint_url=endpoint_url, instance_metadata=instance_metadata)
 
     @property
     def client(self) -> S3Client:
@@ -90,7 +145,9 @@ class S3Storage:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = make_client(self.endpoint_url)
+                    self._client = make_client(
+                        self.endpoint_url, instance_metadata=self.instance_metadata
+                    )
         return self._client
 
     def object_key(self, key: str) -> str:
@@ -106,7 +163,7 @@ class S3Storage:
                 Bucket=self.bucket, Key=name, Body=data, ContentType=content_type
             )
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot write {self._where(name)}: {exc}") from exc
+            raise _error(f"cannot write {self._where(name)}", exc) from exc
 
     def get(self, key: str) -> bytes:
         return _read(self.client, self.bucket, self.object_key(key))
@@ -118,9 +175,9 @@ class S3Storage:
         except ClientError as exc:
             if _is_missing(exc):
                 return False
-            raise StorageError(f"cannot check {self._where(name)}: {exc}") from exc
+            raise _error(f"cannot check {self._where(name)}", exc) from exc
         except BotoCoreError as exc:
-            raise StorageError(f"cannot check {self._where(name)}: {exc}") from exc
+            raise _error(f"cannot check {self._where(name)}", exc) from exc
         return True
 
     def url(self, key: str, ttl_s: int) -> str:
@@ -131,7 +188,7 @@ class S3Storage:
                 "get_object", Params={"Bucket": self.bucket, "Key": name}, ExpiresIn=ttl_s
             )
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot sign a URL for {self._where(name)}: {exc}") from exc
+            raise _error(f"cannot sign a URL for {self._where(name)}", exc) from exc
         return url
 
     def describe(self) -> str:
@@ -143,17 +200,17 @@ class S3Storage:
         return f"s3://{self.bucket}/{name}"
 
 
-def read_s3_url(url: str, *, endpoint_url: str | None) -> bytes:
+def read_s3_url(url: str, *, endpoint_url: str | None, instance_metadata: bool = False) -> bytes:
     """The bytes of an ``s3://bucket/key`` object in any bucket (reference images)."""
     bucket, key = parse_s3_url(url)
     if not key:
         raise InputError(f"no object key in {url!r}")
-    return _read(_shared_client(endpoint_url), bucket, key)
+    return _read(_shared_client(endpoint_url, instance_metadata), bucket, key)
 
 
 @lru_cache(maxsize=8)
-def _shared_client(endpoint_url: str | None) -> S3Client:
-    return make_client(endpoint_url)
+def _shared_client(endpoint_url: str | None, instance_metadata: bool) -> S3Client:
+    return make_client(endpoint_url, instance_metadata=instance_metadata)
 
 
 def _read(client: S3Client, bucket: str, name: str) -> bytes:
@@ -163,15 +220,32 @@ def _read(client: S3Client, bucket: str, name: str) -> bytes:
     except ClientError as exc:
         if _is_missing(exc):
             raise ObjectMissing(f"no object s3://{bucket}/{name}") from exc
-        raise StorageError(f"cannot read s3://{bucket}/{name}: {exc}") from exc
+        raise _error(f"cannot read s3://{bucket}/{name}", exc) from exc
     except BotoCoreError as exc:
-        raise StorageError(f"cannot read s3://{bucket}/{name}: {exc}") from exc
+        raise _error(f"cannot read s3://{bucket}/{name}", exc) from exc
     return data
+
+
+def _error(what: str, exc: BotoCoreError | ClientError) -> StorageError:
+    """A storage error for a failed S3 request, permanent when retrying cannot help; the
+    refusal's code comes first, as the user should read it."""
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return StorageRefused(f"no S3 credentials found: {what}: {exc}")
+    if isinstance(exc, ClientError):
+        code = _code(exc)
+        if code in REFUSED_CODES:
+            return StorageRefused(f"S3 refused the request ({code}): {what}: {exc}")
+    return StorageError(f"{what}: {exc}")
+
+
+def _code(exc: ClientError) -> str:
+    response: Any = exc.response
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 def _is_missing(exc: ClientError) -> bool:
     response: Any = exc.response
-    code = str(response.get("Error", {}).get("Code", ""))
+    code = _code(exc)
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return code in MISSING_CODES or (status == 404 and code != "NoSuchBucket")
 

@@ -7,6 +7,7 @@ once, and the ledger of all batches together equals the emulator's bill.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -99,3 +100,35 @@ def test_fleet_runs_three_submits_of_one_manifest_and_pays_each_prompt_once(
         assert view["counts"] == {"succeeded": len(ROWS)}, view
     stats = _assert_each_prompt_once(emulator)
     assert _total_cost_micros(fleet, batch_ids) == stats["bill_micros"] > 0
+
+
+def test_running_the_same_manifest_again_after_ctrl_c_continues_without_paying_twice(
+    embedded: Fleet, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    from tests.hostile.test_interrupts import start_run, wait_for_calls
+
+    emulator.configure(latency_mean_s=0.3)
+    env = {**embedded.env, "STENCIL_WINDOW_INITIAL": "3", "STENCIL_WINDOW_CEILING": "3"}
+    manifest = write_manifest(tmp_path / "m", ROWS)
+    first = start_run(env, tmp_path, str(manifest))
+    wait_for_calls(emulator, first, 5)
+    first.process.send_signal(signal.SIGINT)
+    assert first.process.wait(timeout=60) == 130, first.stderr
+    old_batch = first.batch_id()
+    assert f"stencil run {old_batch}" in first.stderr
+    done_before = emulator.stats()["requests"]
+    assert 0 < done_before < len(ROWS)
+
+    again = embedded.cli("run", str(manifest), "--json", timeout=240)  # what users do
+    assert again.returncode == 0, again.stderr
+    view = json.loads(again.stdout)
+    assert view["counts"] == {"succeeded": len(ROWS)}
+    reused = [row for row in view["results"] if row["reused_from"]]
+    assert len(reused) >= done_before - 3  # what the first run made (less calls cut short)
+
+    # and the old batch, continued later, completes from the images already made
+    later = embedded.cli("run", old_batch, "--json", timeout=240)
+    assert later.returncode == 0, later.stderr
+    assert json.loads(later.stdout)["counts"] == {"succeeded": len(ROWS)}
+    stats = _assert_each_prompt_once(emulator)
+    assert _total_cost_micros(embedded, [old_batch, view["request_id"]]) == stats["bill_micros"]

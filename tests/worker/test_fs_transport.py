@@ -51,3 +51,33 @@ def test_concurrent_put_and_get_never_sees_partial_files(tmp_path: Path, url: st
         producer.join(timeout=60)
     assert sorted(seen) == list(range(COUNT))
     assert not list(folder.iterdir())  # no temporary files left behind
+
+
+def test_the_broker_writes_only_under_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages, exchange tables and taken messages stay in the data dir: nothing lands in the
+    current folder (kombu's default `control/`) or the system temporary folder."""
+    import tempfile
+
+    from stencil.settings import Settings
+    from worker.app import celery_config
+
+    cwd, system_tmp = tmp_path / "cwd", tmp_path / "system-tmp"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))  # absent: any use would show
+    config = celery_config(Settings(data_dir=tmp_path / "data"))
+    with Connection(
+        config["broker_url"], transport_options=config["broker_transport_options"]
+    ) as conn:
+        queue = conn.SimpleQueue("stencil")
+        queue.put({"item": "i_1"})
+        message = queue.get(timeout=5)
+        assert message.payload == {"item": "i_1"}
+        message.ack()
+        queue.close()
+    assert list(cwd.iterdir()) == [] and not system_tmp.exists()
+    broker = tmp_path / "data" / "broker"
+    assert list((broker / "control").glob("*.exchange"))
+    assert list((broker / "in").iterdir()) == list((broker / "processed").iterdir()) == []
