@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,33 @@ def write_manifest(folder: Path, rows: list[dict[str, str]], **top: Any) -> Path
     path = folder / "manifest.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     return path
+
+
+@contextlib.contextmanager
+def migrated_fleet(
+    log_dir: Path,
+    *,
+    pg_url: str,
+    redis_url: str,
+    s3: tuple[str, str],
+    s3_env: dict[str, str],
+    emulator_url: str,
+    **extra: str,
+) -> Iterator[Fleet]:
+    """A fleet on Postgres, Redis and S3 with the vertex provider on an emulator, its database
+    migrated; its processes are stopped on exit (tests start the ones they need)."""
+    env = fleet_env(
+        home=log_dir / "home",
+        pg_url=pg_url,
+        redis_url=redis_url,
+        s3=s3,
+        s3_env=s3_env,
+        **{**vertex_settings(emulator_url), **extra},
+    )
+    fleet = Fleet(env=env, log_dir=log_dir)
+    upgraded = fleet.cli("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    try:
+        yield fleet
+    finally:
+        fleet.stop()

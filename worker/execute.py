@@ -117,7 +117,7 @@ def run_chain(item_id: str, ctx: WorkerContext) -> list[RunOutcome]:
 
 def run_item(item_id: str, ctx: WorkerContext) -> RunOutcome:
     held = find_held(item_id, ctx.settings)  # paid before, storage refused it: no new call
-    opened = _open_attempt(item_id, ctx) if held is None else _open_held(item_id, ctx)
+    opened = _open_attempt(item_id, ctx, held=held is not None)
     if isinstance(opened, RunOutcome):
         return opened
     batch, item, attempt = opened
@@ -136,40 +136,12 @@ def run_item(item_id: str, ctx: WorkerContext) -> RunOutcome:
         ctx.leases.release(item.id)
 
 
-def _open_held(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attempt] | RunOutcome:
-    """Take the item to store an image already paid for: nothing to reserve, no twin to wait for."""
-    now = utcnow()
-    attempt_id = new_id(IdKind.attempt)
-    with session_scope() as session:
-        item = item_queries.take_dispatched(
-            session=session,
-            item_id=item_id,
-            attempt_id=attempt_id,
-            lease_s=ctx.settings.lease_s,
-            now=now,
-        )
-        batch = None
-        if item is not None:
-            batch = batch_queries.get_batch(session=session, batch_id=item.batch_id)
-        if item is not None and batch is not None:
-            attempt = attempt_queries.open_attempt(
-                session=session,
-                attempt_id=attempt_id,
-                item_id=item_id,
-                batch_id=batch.id,
-                number=item.attempts,
-                worker=ctx.name,
-                reserved_micros=0,
-                now=now,
-            )
-            return batch, item, attempt
-        session.rollback()
-    return _not_startable(item_id)
-
-
-def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attempt] | RunOutcome:
+def _open_attempt(
+    item_id: str, ctx: WorkerContext, *, held: bool = False
+) -> tuple[Batch, Item, Attempt] | RunOutcome:
     """Take the item, reserve its estimate and commit the attempt as `calling`: three statements
-    in one transaction; anything unusual rolls back and is sorted out by :func:`_not_startable`."""
+    in one transaction; anything unusual rolls back and is sorted out by :func:`_not_startable`.
+    For an image already paid for (``held``) nothing is reserved and no twin is looked for."""
     now = utcnow()
     attempt_id = new_id(IdKind.attempt)
     with session_scope() as session:
@@ -181,12 +153,15 @@ def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attemp
             now=now,
         )
         batch = None
-        if item is not None:
+        reserve = 0 if held or item is None else item.estimate_micros
+        if item is not None and held:
+            batch = batch_queries.get_batch(session=session, batch_id=item.batch_id)
+        elif item is not None:
             batch = batch_queries.reserve_returning(
-                session=session, batch_id=item.batch_id, micros=item.estimate_micros
+                session=session, batch_id=item.batch_id, micros=reserve
             )
         if item is not None and batch is not None:
-            twin = None if item.force else _twin(session, item, ctx)
+            twin = None if held or item.force else _twin(session, item, ctx)
             if twin is not None:
                 session.rollback()  # the reservation is not needed: nothing will be paid
                 return _follow_twin(item_id, twin.id)
@@ -197,7 +172,7 @@ def _open_attempt(item_id: str, ctx: WorkerContext) -> tuple[Batch, Item, Attemp
                 batch_id=batch.id,
                 number=item.attempts,
                 worker=ctx.name,
-                reserved_micros=item.estimate_micros,
+                reserved_micros=reserve,
                 now=now,
             )
             return batch, item, attempt

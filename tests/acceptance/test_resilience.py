@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from stencil.emulator import EmulatorHandle
-from tests.fleet import Fleet, fleet_env, vertex_settings, write_manifest
+from tests.fleet import Fleet, migrated_fleet, write_manifest
 from tests.services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
@@ -25,18 +25,15 @@ def fleet(
     s3_env: dict[str, str],
     emulator: EmulatorHandle,
 ) -> Iterator[Fleet]:
-    env = fleet_env(
-        home=tmp_path / "home",
+    with migrated_fleet(
+        tmp_path,
         pg_url=pg_url,
         redis_url=redis_url,
         s3=s3_bucket,
         s3_env=s3_env,
-        **vertex_settings(emulator.url),
-    )
-    fleet = Fleet(env=env, log_dir=tmp_path)
-    assert fleet.cli("db", "upgrade").returncode == 0
-    yield fleet
-    fleet.stop()
+        emulator_url=emulator.url,
+    ) as fleet:
+        yield fleet
 
 
 def _submit(fleet: Fleet, tmp_path: Path, count: int, **top: object) -> str:

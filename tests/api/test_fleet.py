@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 from stencil.emulator import EmulatorHandle
 from tests.api._server import Receiver, free_port, png, wait_ended, wait_for, wait_healthy
 from tests.cli import cli_json
-from tests.fleet import Fleet, fleet_env, vertex_settings
+from tests.fleet import Fleet, migrated_fleet
 
 pytestmark = pytest.mark.slow
 MANIFEST = """\
@@ -40,16 +40,17 @@ def fleet(
     s3_env: dict[str, str],
     emu: EmulatorHandle,
 ) -> Iterator[Fleet]:
-    env = fleet_env(
-        home=tmp_path / "home", pg_url=pg_url, redis_url=redis_url, s3=s3_bucket, s3_env=s3_env,
-        STENCIL_WEBHOOK_ALLOW_LOOPBACK="true", STENCIL_WEBHOOK_RETRY_S="[0, 0.5, 0.5, 0.5, 0.5]",
-        **vertex_settings(emu.url),
-    )  # fmt: skip
-    fleet = Fleet(env=env, log_dir=tmp_path)
-    upgraded = fleet.cli("db", "upgrade")
-    assert upgraded.returncode == 0, upgraded.stderr
-    yield fleet
-    fleet.stop()
+    with migrated_fleet(
+        tmp_path,
+        pg_url=pg_url,
+        redis_url=redis_url,
+        s3=s3_bucket,
+        s3_env=s3_env,
+        emulator_url=emu.url,
+        STENCIL_WEBHOOK_ALLOW_LOOPBACK="true",
+        STENCIL_WEBHOOK_RETRY_S="[0, 0.5, 0.5, 0.5, 0.5]",
+    ) as fleet:
+        yield fleet
 
 
 def _api(fleet: Fleet) -> tuple[str, httpx.Client]:

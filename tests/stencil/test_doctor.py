@@ -16,7 +16,7 @@ from stencil.emulator import EmulatorHandle
 from stencil.masking import mask_url
 from stencil.settings import Settings, get_settings
 from tests.cli import run_cli
-from tests.fleet import CANARY_TOKEN, Fleet, fleet_env, vertex_settings
+from tests.fleet import CANARY_TOKEN, Fleet, fleet_env, migrated_fleet
 from tests.services import free_port
 
 NAMES = [
@@ -158,20 +158,17 @@ def fleet(
     s3_env: dict[str, str],
     emu: EmulatorHandle,
 ) -> Iterator[Fleet]:
-    env = fleet_env(
-        home=tmp_path / "home",
+    with migrated_fleet(
+        tmp_path,
         pg_url=pg_url,
         redis_url=redis_url,
         s3=s3_bucket,
         s3_env=s3_env,
-        **vertex_settings(emu.url),
-    )
-    fleet = Fleet(env=env, log_dir=tmp_path)
-    assert fleet.cli("db", "upgrade").returncode == 0
-    fleet.start_worker(concurrency=2)
-    fleet.start_scheduler()
-    yield fleet
-    fleet.stop()
+        emulator_url=emu.url,
+    ) as fleet:
+        fleet.start_worker(concurrency=2)
+        fleet.start_scheduler()
+        yield fleet
 
 
 def _until_processes_beat(fleet: Fleet, timeout_s: float = 60) -> dict[str, Any]:
