@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import problems
+from api import compat, problems
 from api.links import files_secret
 from api.routes import control, files, gallery, health, items, requests, webhooks
 from models.db import get_engine
@@ -41,4 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (health, requests, items, control, webhooks, files, gallery):
         app.include_router(module.router)
+    for router in compat.routers():  # fal, Replicate, 302.AI: their protocols, not our schema
+        app.include_router(router, include_in_schema=False)
     return app

@@ -84,6 +84,30 @@ class Settings(BaseSettings):
     webhook_retry_s: list[float] = Field(
         default_factory=lambda: [0.0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
     )
+    # Drop-in compatibility (api/compat): a fal app, Replicate model or 302.AI route name ->
+    # Stencil's model (STENCIL_COMPAT_MODELS, JSON); a name not in the table answers 404.
+    compat_models: dict[str, str] = Field(
+        default_factory=lambda: {
+            "fal-ai/nano-banana": "gemini-2.5-flash-image",
+            "fal-ai/nano-banana/edit": "gemini-2.5-flash-image",
+            "fal-ai/gemini-25-flash-image": "gemini-2.5-flash-image",
+            "fal-ai/gemini-25-flash-image/edit": "gemini-2.5-flash-image",
+            "google/nano-banana": "gemini-2.5-flash-image",
+            "google/gemini-2.5-flash-image": "gemini-2.5-flash-image",
+            "gemini-2.5-flash-image-async": "gemini-2.5-flash-image",
+            "gemini-2.5-flash-image-edit-async": "gemini-2.5-flash-image",
+            "fal-ai/nano-banana-pro": "gemini-3-pro-image",
+            "fal-ai/nano-banana-pro/edit": "gemini-3-pro-image",
+            "fal-ai/gemini-3-pro-image-preview": "gemini-3-pro-image",
+            "fal-ai/gemini-3-pro-image-preview/edit": "gemini-3-pro-image",
+            "google/nano-banana-pro": "gemini-3-pro-image",
+            "google/gemini-3-pro-image": "gemini-3-pro-image",
+            "fal-ai/nano-banana-2": "gemini-3.1-flash-image",
+            "fal-ai/nano-banana-2/edit": "gemini-3.1-flash-image",
+            "google/nano-banana-2": "gemini-3.1-flash-image",
+            "google/gemini-3.1-flash-image": "gemini-3.1-flash-image",
+        }
+    )
 
     @field_validator("url_ttl_s")
     @classmethod
