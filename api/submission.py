@@ -3,6 +3,7 @@ idempotent answer recorded in the batch's own transaction."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Request
@@ -59,7 +60,7 @@ def run_submit(
         try:
             sub = submit(
                 upload.manifest,
-                options=upload.options,
+                options=replace(upload.options, reuse_scope=caller.tenant_id),
                 settings=settings,
                 force=force,
                 dry_run=dry_run,

@@ -22,12 +22,16 @@ class ItemStatus(StrEnum):
     dispatched = "dispatched"  # its id is on the broker; no worker has taken it yet
     running = "running"  # a worker holds its lease and has an attempt open
     waiting = "waiting"  # an identical item (same fingerprint) is being generated: reused_from
+    # a chained item (scheduler/chains.py): waits for the image of an item of its batch that it
+    # uses as a reference; never dispatched, holds no window slot, until that item succeeds
+    pending_deps = "pending_deps"
     succeeded = "succeeded"  # the image is in storage
     failed = "failed"  # a failure that retrying will not fix, or retries exhausted
     blocked = "blocked"  # the model refused it for safety; reason kept
     no_image = "no_image"  # the model answered without an image, retries exhausted
     cancelled = "cancelled"  # cancelled before it was called
     budget_exhausted = "budget_exhausted"  # the batch budget could not cover it
+    dependency_failed = "dependency_failed"  # an item it depends on ended without an image
 
     @property
     def ended(self) -> bool:
@@ -42,6 +46,7 @@ ENDED_ITEM = frozenset(
         ItemStatus.no_image,
         ItemStatus.cancelled,
         ItemStatus.budget_exhausted,
+        ItemStatus.dependency_failed,
     }
 )
 IN_FLIGHT_ITEM = frozenset({ItemStatus.dispatched, ItemStatus.running})
@@ -70,3 +75,11 @@ class ReviewMark(StrEnum):
 
     approved = "approved"  # keep it
     rejected = "rejected"  # regenerate it with `stencil retry --rejected`
+
+
+class QaState(StrEnum):
+    """The automatic checks of an item's image (worker/checks), apart from its status."""
+
+    pending = "pending"  # checks configured; they run once the image is stored
+    passed = "passed"  # every check passed
+    failed = "failed"  # a check failed: qa_note says which and why

@@ -89,6 +89,11 @@ class Item(Base):
     review: Mapped[str | None] = mapped_column(String(20))
     review_note: Mapped[str | None] = mapped_column(Text)
     force: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # no reuse
+    # automatic checks (worker/checks): settings from the manifest, then the outcome
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    qa: Mapped[str | None] = mapped_column(String(20))  # pending | passed | failed
+    qa_note: Mapped[str | None] = mapped_column(Text)
+    qa_hash: Mapped[str | None] = mapped_column(String(16))  # 64-bit difference hash, hex
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -98,6 +103,7 @@ class Item(Base):
         Index("ix_items_fingerprint_status", "fingerprint", "status"),
         Index("ix_items_batch_status", "batch_id", "status"),
         Index("ix_items_status_not_before", "status", "not_before"),
+        Index("ix_items_qa", "qa", "status"),
         Index(
             "ix_items_succeeded_fingerprint",
             "fingerprint",

@@ -14,11 +14,14 @@ from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.queries import batches as batch_queries
+from models.queries import chains as chain_queries
 from models.queries import items as item_queries
-from models.statuses import BatchStatus, ItemStatus, ReviewMark
+from models.statuses import BatchStatus, ItemStatus, QaState, ReviewMark
 from models.tables import Batch, Item
+from scheduler.chains import reset_for_rerun
 from stencil.errors import InputError, NotFoundError
 from stencil.ids import IdKind, kind_of
+from worker.checks.config import qa_retryable
 
 RETRYABLE = {
     "failed": ItemStatus.failed,
@@ -27,6 +30,8 @@ RETRYABLE = {
     "cancelled": ItemStatus.cancelled,
     "budget_exhausted": ItemStatus.budget_exhausted,
 }
+
+CANCELLABLE = [ItemStatus.queued.value, ItemStatus.waiting.value, ItemStatus.pending_deps.value]
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ def cancel(*, session: Session, request_id: str) -> ControlResult:
             update(Item)
             .where(
                 Item.id == item.id,
-                Item.status.in_([ItemStatus.queued.value, ItemStatus.waiting.value]),
+                Item.status.in_(CANCELLABLE),
             )
             .values(status=ItemStatus.cancelled.value, finished_at=now, updated_at=now)
         ).rowcount  # type: ignore[attr-defined]
@@ -94,11 +99,20 @@ def resume(*, session: Session, request_id: str) -> ControlResult:
 
 
 def retry(
-    *, session: Session, request_id: str, kinds: Iterable[str] = (), rejected: bool = False
+    *,
+    session: Session,
+    request_id: str,
+    kinds: Iterable[str] = (),
+    rejected: bool = False,
+    qa_failed: bool = False,
 ) -> ControlResult:
-    """Requeue chosen ended items as new attempts; rejected images get a new output key."""
+    """Requeue chosen ended items as new attempts; rejected images, and with ``qa_failed`` those
+    that failed their checks (at most ``max_qa_retries`` times each), get a new output key."""
+    only_marked = rejected or qa_failed
     chosen = (
-        [RETRYABLE[k] for k in kinds] if kinds else ([] if rejected else list(RETRYABLE.values()))
+        [RETRYABLE[k] for k in kinds]
+        if kinds
+        else ([] if only_marked else list(RETRYABLE.values()))
     )
     if kind_of(request_id) is IdKind.item:
         item = _item(session, request_id)
@@ -107,6 +121,7 @@ def retry(
             [item]
             if item.status in {s.value for s in chosen}
             or (rejected and item.review == ReviewMark.rejected.value)
+            or (qa_failed and _qa_failed(item))
             else []
         )
     else:
@@ -128,6 +143,20 @@ def retry(
                 )
                 if i.review == ReviewMark.rejected.value
             ]
+    if qa_failed and kind_of(request_id) is not IdKind.item:
+        held = {t.id for t in targets}
+        targets += [
+            i
+            for i in item_queries.list_items(
+                session=session, batch_id=batch.id, statuses=[ItemStatus.succeeded.value]
+            )
+            if _qa_failed(i) and i.id not in held
+        ]
+    dependents = chain_queries.ended_dependents(  # chained items re-run with their dependency
+        session=session, batch_id=batch.id, item_ids=[t.id for t in targets]
+    )
+    targets += [d for d in dependents if d.id not in {t.id for t in targets}]
+    regenerated = {t.id for t in targets if qa_failed and _qa_failed(t)}
     now = utcnow()
     for item in targets:
         if item.status == ItemStatus.succeeded.value:
@@ -143,14 +172,31 @@ def retry(
         item.no_image_count = item.attempts = 0
         item.reused_from = None
         item.review = item.review_note = None
+        if item.id in regenerated:  # counted against max_qa_retries
+            assert item.checks is not None
+            item.checks = {**item.checks, "qa_retries": int(item.checks.get("qa_retries", 0)) + 1}
+        item.qa = QaState.pending.value if item.checks else None  # the new image is checked
+        item.qa_note = item.qa_hash = None
         item.finished_at = None
         item.updated_at = now
+        if item in dependents:
+            reset_for_rerun(item)
+        elif chain_queries.waits_on(item):  # e.g. cancelled while waiting: wait again
+            item.status = ItemStatus.pending_deps.value
     if targets and batch.status in (BatchStatus.done.value, BatchStatus.cancelled.value):
         batch.status = BatchStatus.running.value
     if targets:
         batch.finished_at = None
     session.flush()
     return ControlResult(request_id, "retry", len(targets), batch.status)
+
+
+def _qa_failed(item: Item) -> bool:
+    return (
+        item.status == ItemStatus.succeeded.value
+        and item.qa == QaState.failed.value
+        and qa_retryable(item.checks)
+    )
 
 
 def next_output_key(key: str) -> str:

@@ -24,19 +24,27 @@ def item_fingerprint(
     aspect_ratio: str | None,
     image_size: str | None,
     variant: int,
+    scope: str | None = None,
 ) -> str:
-    """The sha256 hex of a canonical JSON of the item's image-shaping inputs."""
+    """The sha256 hex of a canonical JSON of the item's image-shaping inputs.
+
+    ``scope`` keeps reuse within one owner: the HTTP API passes the tenant, so one tenant is
+    never handed an image another tenant paid for. CLI batches have no scope (and the same
+    fingerprints as before scopes existed)."""
+    fields: dict[str, object] = {
+        "v": FINGERPRINT_VERSION,
+        "provider": provider,
+        "model": model,
+        "prompt": prompt,
+        "refs": list(ref_digests),
+        "aspect_ratio": aspect_ratio,
+        "image_size": image_size,
+        "variant": variant,
+    }
+    if scope is not None:
+        fields["scope"] = scope
     canonical = json.dumps(
-        {
-            "v": FINGERPRINT_VERSION,
-            "provider": provider,
-            "model": model,
-            "prompt": prompt,
-            "refs": list(ref_digests),
-            "aspect_ratio": aspect_ratio,
-            "image_size": image_size,
-            "variant": variant,
-        },
+        fields,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -16,6 +16,7 @@ from scheduler.sweeper import sweep
 from scheduler.webhooks import start_webhook_sender
 from stencil.settings import Settings
 from stencil.storage import open_storage
+from worker.checks.runner import start_check_runner
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 1.0
@@ -28,6 +29,7 @@ def run_scheduler(*, settings: Settings, send: Sender, stop: threading.Event) ->
     last_sweep = 0.0
     liveness = Liveness("scheduler")  # a heartbeat row for `stencil doctor`
     start_webhook_sender(settings, stop)  # its own thread: a slow receiver never delays dispatch
+    start_check_runner(settings, stop)  # its own thread: checks of stored images (issue 16)
     while not stop.is_set():
         started = time.monotonic()
         liveness.beat_if_due(started)

@@ -4,8 +4,10 @@ Reference images are uploaded to storage under content-addressed keys before the
 (an orphan from a failed submit is harmless and reused by the next one; an object that no longer
 matches its digest is written again). Items whose fingerprint already succeeded are completed by
 reference at zero cost unless ``force`` is set, provided the image is still stored and its
-sidecar names the same fingerprint. Every other item claims its output key (scheduler/ownership):
-a key another batch holds is a problem, or with ``force`` a new version of the key.
+sidecar names the same fingerprint (a chained item too, once every image it depends on is
+reused: its fingerprint then has their digests, scheduler/chains.py). Every other item claims
+its output key (scheduler/ownership): a key another batch holds is a problem, or with ``force``
+a new version of the key.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,9 @@ from sqlalchemy.orm import Session
 from models.base import utcnow
 from models.db import session_scope
 from models.queries import items as item_queries
-from models.statuses import BatchStatus, ItemStatus
+from models.statuses import BatchStatus, ItemStatus, QaState
 from models.tables import Batch, Item
+from scheduler.chains import link_rows, resolve_reused, settle_batch
 from scheduler.manifest import ItemSpec, Plan, SubmitOptions, load_plan
 from scheduler.ownership import KeyPlan, plan_keys, write_claims
 from stencil.errors import InputError, ObjectMissing
@@ -87,7 +91,10 @@ def submit(
     storage = open_storage(settings)
     with session_scope() as session:
         gone: set[str] = set()
-        reuse = {} if force else _reusable(session, plan, storage, gone)
+        reuse = {} if force else _reusable(session, plan.items, storage, gone)
+        if not force:  # chained items whose dependencies are reused: final fingerprints, reuse
+            find = partial(_reusable, session, storage=storage, gone=gone)
+            resolve_reused(plan, reuse, storage, find)
         fresh = [spec for spec in plan.items if spec.fingerprint not in reuse]
         keys = plan_keys(session, plan, fresh, storage=storage, force=force, gone=gone)
         submission = Submission(
@@ -114,15 +121,18 @@ def submit(
             return submission
         _upload_refs(plan, storage)
         _insert(session, plan, reuse, keys, submission.estimated_micros, force=force)
+        settle_batch(session, batch_id=plan.batch_id, storage=storage, now=utcnow())
         if on_insert is not None:
             on_insert(session, submission)
     return submission
 
 
-def _reusable(session: Session, plan: Plan, storage: Storage, gone: set[str]) -> dict[str, Item]:
-    """Succeeded items to complete this plan's items by reference: only those whose image is
-    still stored with a sidecar of the same fingerprint (``gone`` collects the keys that fail)."""
-    fingerprints = list({spec.fingerprint for spec in plan.items})
+def _reusable(
+    session: Session, specs: Sequence[ItemSpec], storage: Storage, gone: set[str]
+) -> dict[str, Item]:
+    """Succeeded items to complete these items by reference: only those whose image is still
+    stored with a sidecar of the same fingerprint (``gone`` collects the keys that fail)."""
+    fingerprints = list({spec.fingerprint for spec in specs})
     found = item_queries.succeeded_by_fingerprint(session=session, fingerprints=fingerprints)
     if not found:
         return {}
@@ -180,6 +190,7 @@ def _insert(
     )
     session.flush()
     rows = _item_rows(plan, reuse, keys, now, force=force)
+    link_rows(rows)  # chained references: dependency ids; their items wait (pending_deps)
     item_queries.bulk_insert(session=session, rows=rows)
     new_items = {row["seq"]: row["id"] for row in rows if row["reused_from"] is None}
     write_claims(session, plan, keys, new_items, now)
@@ -217,6 +228,8 @@ def _item_rows(
                 "updated_at": now,
                 "finished_at": now if source else None,
                 "force": force,
+                "checks": spec.checks,
+                "qa": QaState.pending.value if spec.checks else None,
             }
         )
     return rows

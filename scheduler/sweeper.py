@@ -24,6 +24,7 @@ from models.queries import items as item_queries
 from models.queries import twins as twin_queries
 from models.statuses import AttemptState, BatchStatus, ItemStatus
 from models.tables import Item
+from scheduler.chains import sweep_chains
 from scheduler.retry import next_step
 from stencil.errors import StorageError
 from stencil.settings import Settings
@@ -56,6 +57,7 @@ def sweep(*, settings: Settings, storage: Storage) -> SweepReport:
             _expire_isolated(session, item, settings, storage, report)
     with session_scope() as session:
         report.settled = _settle_waiters(session, now)
+        report.settled += sweep_chains(session, storage=storage, now=now)  # chained items
     with session_scope() as session:
         for batch in batch_queries.open_batches(session=session):
             if batch.status == BatchStatus.running.value and batch.budget_micros is not None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models.queries import batches as batch_queries
+from models.queries import checks as check_queries
 from models.queries import items as item_queries
 from models.statuses import ENDED_ITEM, BatchStatus, ItemStatus
 from models.tables import Batch, Item
@@ -45,7 +46,8 @@ def batch_view(
     ended = sum(n for status, n in counts.items() if status in ENDED_ITEM)
     total = sum(counts.values())
     status = batch.status
-    if status == BatchStatus.running.value and ended == total:
+    checking = check_queries.pending_count(session=session, batch_id=batch.id)
+    if status == BatchStatus.running.value and ended == total and not checking:
         status = BatchStatus.done.value
     view: dict[str, Any] = {
         "request_id": batch.id,
@@ -58,6 +60,7 @@ def batch_view(
         "preview": batch.provider == "preview",
         "priority": batch.priority,
         "total": total,
+        "checks_pending": checking,  # stored images not yet checked (worker/checks)
         "ended": ended,
         "counts": dict(sorted(counts.items())),
         "cost_usd": micros_to_usd(batch.spent_micros),
@@ -112,6 +115,12 @@ def item_view(item: Item, batch: Batch, *, storage: Storage, ttl_s: int) -> dict
         "created_at": item.created_at.isoformat(),
         "finished_at": item.finished_at.isoformat() if item.finished_at else None,
     }
+    if item.qa:  # automatic checks (worker/checks): pending, passed or failed with the reasons
+        view["checks"] = {"state": item.qa, "note": item.qa_note}
+    chained = [ref for ref in item.refs or () if ref.get("item")]
+    if chained:  # chained references: the items whose images this one uses, and which it awaits
+        view["depends_on"] = [ref["item"] for ref in chained]
+        view["waiting_for"] = [ref["item"] for ref in chained if not ref.get("digest")]
     if batch.provider == "preview":
         view["note"] = PREVIEW_NOTE
     return view

@@ -26,6 +26,7 @@ from models.queries import items as item_queries
 from models.queries import twins as twin_queries
 from models.statuses import IN_FLIGHT_ITEM, AttemptState, BatchStatus, ItemStatus
 from models.tables import Attempt, Batch, Item
+from scheduler.chains import settle_after
 from scheduler.retry import next_step
 from stencil.errors import ConfigError, ObjectMissing, StorageError
 from stencil.ids import IdKind, new_id
@@ -344,6 +345,7 @@ def _record(
             item_queries.add_cost(session=session, item_id=item.id, micros=result.cost_micros)
             return RunOutcome.superseded
         twin_queries.settle_waiters(session=session, now=now, source_id=item.id)
+        settle_after(session, item_id=item.id, image=result.image, storage=ctx.storage, now=now)
         stop_reason = _batch_stop_reason(result)
         if stop_reason:
             batch_queries.set_status(

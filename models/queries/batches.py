@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.queries import webhooks as webhook_queries
-from models.statuses import ENDED_ITEM, BatchStatus, ItemStatus
+from models.statuses import ENDED_ITEM, BatchStatus, ItemStatus, QaState
 from models.tables import Batch, Item
 
 
@@ -108,7 +108,7 @@ def close_if_finished(*, session: Session, batch_id: str, now: datetime | None =
         .select_from(Item)
         .where(Item.batch_id == batch_id, Item.status.not_in([s.value for s in ENDED_ITEM]))
     )
-    if pending:
+    if pending or _checks_pending(session, batch_id):
         return False
     batch = get_batch(session=session, batch_id=batch_id)
     if batch is None or batch.finished_at is not None:
@@ -120,6 +120,21 @@ def close_if_finished(*, session: Session, batch_id: str, now: datetime | None =
     return True
 
 
+def _checks_pending(session: Session, batch_id: str) -> bool:
+    """A stored image whose checks have not run yet keeps the batch open (worker/checks)."""
+    return bool(
+        session.scalar(
+            select(Item.id)
+            .where(
+                Item.batch_id == batch_id,
+                Item.status == ItemStatus.succeeded.value,
+                Item.qa == QaState.pending.value,
+            )
+            .limit(1)
+        )
+    )
+
+
 def end_queued_items(
     *, session: Session, batch_id: str, status: ItemStatus, message: str | None = None
 ) -> int:
@@ -128,7 +143,7 @@ def end_queued_items(
     now = utcnow()
     ending = [ItemStatus.queued.value]
     if status is ItemStatus.cancelled:
-        ending.append(ItemStatus.waiting.value)
+        ending += [ItemStatus.waiting.value, ItemStatus.pending_deps.value]
     result = session.execute(
         update(Item)
         .where(Item.batch_id == batch_id, Item.status.in_(ending))

@@ -19,9 +19,10 @@ COPY_COLUMNS = (
     "id", "batch_id", "seq", "key", "variant", "row_label", "prompt", "refs", "aspect_ratio",
     "image_size", "fingerprint", "output_key", "status", "attempts", "no_image_count",
     "estimate_micros", "cost_micros", "reused_from", "content_type", "error_kind",
-    "created_at", "updated_at", "finished_at", "force",
+    "created_at", "updated_at", "finished_at", "force", "checks", "qa",
 )  # fmt: skip
 COPY_DEFAULTS = {"force": False}
+COPY_JSON = ("refs", "checks")
 
 
 def bulk_insert(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -42,10 +43,14 @@ def _copy_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         for row in rows:
             copy.write_row(
                 [
-                    json.dumps(row[c]) if c == "refs" else row.get(c, COPY_DEFAULTS.get(c))
+                    _json(row.get(c)) if c in COPY_JSON else row.get(c, COPY_DEFAULTS.get(c))
                     for c in COPY_COLUMNS
                 ]
             )
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def get_item(*, session: Session, item_id: str) -> Item | None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scheduler.manifest.builder import Builder
+from scheduler.manifest.chains import check_chains
 from scheduler.manifest.limits import storable
 from scheduler.manifest.plan import DEFAULT_PRIORITY, ItemSpec, Plan, ResolvedRef, SubmitOptions
 from scheduler.manifest.problems import Problems
@@ -54,6 +55,7 @@ def load_plan(
         builder.add(row, count)
     if count == 0 and not problems.items:
         problems.add(recipe.file, "has no rows", field="rows")
+    check_chains(builder.items, problems)
     problems.raise_if_any()
     warnings: list[str] = []
     used = {ref.digest for item in builder.items for ref in item.refs if ref.key}
@@ -69,6 +71,7 @@ def load_plan(
         ref_data={digest: data for digest, data in resolver.data.items() if digest in used},
         warnings=warnings,
         estimated_micros=sum(item.estimate_micros for item in builder.items),
+        reuse_scope=recipe.reuse_scope,
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from jinja2.exceptions import UndefinedError
 
 from scheduler.fingerprint import item_fingerprint
 from scheduler.manifest import values as check
+from scheduler.manifest.chains import chained_ref, is_chained, provisional_digest
 from scheduler.manifest.columns import key_column_problem, value_problems
 from scheduler.manifest.keys import (
     MAX_KEY_LENGTH,
@@ -30,6 +32,8 @@ from scheduler.manifest.templates import (
     compile_template,
 )
 from stencil.catalog import estimate_micros
+from worker.checks.config import for_row as checks_for_row
+from worker.checks.text import MAX_EXPECTED_CHARS
 
 _Content = tuple[str, tuple[ResolvedRef, ...]]
 PROMPT_CACHE_SIZE = 4096  # CSV form: distinct prompt templates kept compiled
@@ -104,6 +108,9 @@ class Builder:
         ctx["batch"] = self.batch_id
         ctx["row"] = ordinal
         aspect, size, variants = self._overrides(row.values)
+        checks, checks_problem = checks_for_row(self.recipe.checks, row.values.get("checks"))
+        if checks_problem:
+            self.problem(checks_problem, "checks")
         key = self._key(ctx)
         if key is not None and not self.recipe.csv_form:
             shadowed = key_column_problem(row.values, key)
@@ -125,9 +132,25 @@ class Builder:
                 continue
             prompt, refs = content
             seq = len(self.items) + len(made)
-            made.append(self._item(seq, key, variant, prompt, refs, aspect, size, output))
+            spec = self._item(seq, key, variant, prompt, refs, aspect, size, output)
+            made.append(replace(spec, checks=self._checks(checks, ctx)) if checks else spec)
         if len(self.problems) == before:
             self.items.extend(made)
+
+    def _checks(self, checks: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any] | None:
+        """The item's checks, with ``expect_text`` rendered for this row and variant."""
+        source = checks.get("expect_text")
+        if not isinstance(source, str):
+            return checks
+        compiled = self._prompts.get("\0checks:" + source)
+        if compiled is None:
+            compiled = compile_template(self.recipe.env, source)
+            self._prompts["\0checks:" + source] = compiled
+        if isinstance(compiled, str):
+            self.problem(compiled, "template.checks.expect_text")
+            return None
+        text = self.render(compiled, ctx, "template.checks.expect_text", MAX_EXPECTED_CHARS)
+        return None if text is None else {**checks, "expect_text": text.strip()}
 
     def _overrides(self, values: dict[str, Any]) -> tuple[str | None, str | None, int]:
         r = self.recipe
@@ -235,7 +258,11 @@ class Builder:
             return None
         refs: list[ResolvedRef] = []
         for fld, source in sources:
-            found = self.resolver.resolve(source)
+            found = (
+                chained_ref(source, (self._row.file, self._row.number, fld))
+                if self._row is not None and is_chained(source)
+                else self.resolver.resolve(source)
+            )
             if isinstance(found, str):
                 self.problem(found, fld)
             else:
@@ -296,10 +323,11 @@ class Builder:
                 provider=r.provider,
                 model=r.model,
                 prompt=prompt,
-                ref_digests=[ref.digest for ref in refs],
+                ref_digests=[ref.digest or provisional_digest(ref) for ref in refs],
                 aspect_ratio=aspect,
                 image_size=size,
                 variant=variant,
+                scope=r.reuse_scope,
             ),
             estimate_micros=estimate_micros(
                 r.model, prompt=prompt, ref_count=len(refs), image_size=size

@@ -18,6 +18,7 @@ class SubmitOptions:
     budget_usd: float | None = None
     output: str | None = None
     priority: int | None = None
+    reuse_scope: str | None = None  # the HTTP API's tenant: reuse stays within it
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +31,18 @@ class ResolvedRef:
     source: str  # what the manifest said (path or URL), for messages
     key: str | None  # storage key "_refs/<digest>.<ext>" for bytes we hold; None for gs://
     uri: str | None  # the gs:// URI, passed to the model as fileData; None otherwise
+    # a chained reference ("item:KEY#N", scheduler/manifest/chains.py): the image of the item
+    # (key, variant) of this manifest; digest, mime and key stay empty until it succeeds
+    depends_on: tuple[str, int] | None = None
+    place: tuple[str, int | None, str] | None = None  # (file, row, field) for problems
 
     def as_json(self) -> dict[str, Any]:
         """The form stored on ``items.refs``."""
+        if self.depends_on is not None:  # submit adds "item": the dependency's item id
+            key, variant = self.depends_on
+            return {"source": self.source, "depends_on": {"key": key, "variant": variant},
+                    "digest": self.digest or None, "mime": self.mime or None,
+                    "key": self.key}  # fmt: skip
         out: dict[str, Any] = {"digest": self.digest, "mime": self.mime, "source": self.source}
         if self.uri is not None:
             out["uri"] = self.uri
@@ -56,6 +66,7 @@ class ItemSpec:
     output_key: str  # rendered storage key
     fingerprint: str
     estimate_micros: int
+    checks: dict[str, Any] | None = None  # automatic checks of the stored image (worker/checks)
 
 
 @dataclass
@@ -73,3 +84,4 @@ class Plan:
     ref_data: dict[str, bytes]  # digest -> bytes to upload under ResolvedRef.key
     warnings: list[str] = field(default_factory=list)
     estimated_micros: int = 0
+    reuse_scope: str | None = None  # see SubmitOptions

@@ -20,13 +20,14 @@ from scheduler.manifest.safe_yaml import DuplicateKeyError, load_yaml
 from scheduler.manifest.templates import Template, compile_template, make_environment
 from stencil.catalog import ModelSpec, spec_for, usd_to_micros
 from stencil.settings import Settings
+from worker.checks.config import parse_template as parse_checks
 from worker.providers import PROVIDERS
 
 TOP_FIELDS = (
     "version", "name", "model", "provider", "key", "template",
     "rows", "output", "budget_usd", "priority",
 )  # fmt: skip
-TEMPLATE_FIELDS = ("prompt", "images", "aspect_ratio", "image_size", "variants")
+TEMPLATE_FIELDS = ("prompt", "images", "aspect_ratio", "image_size", "variants", "checks")
 IMAGE_COLUMN = re.compile(r"^image(?:_(\d+))?$")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # a YAML manifest; many rows belong in a CSV or JSONL file
 
@@ -40,6 +41,7 @@ class Recipe:
     name: str = ""
     model: str = ""
     provider: str = ""
+    reuse_scope: str | None = None
     spec: ModelSpec = field(default_factory=lambda: spec_for("gemini-2.5-flash-image"))
     priority: int = DEFAULT_PRIORITY
     budget_micros: int | None = None
@@ -50,6 +52,7 @@ class Recipe:
     aspect_ratio: str | None = None
     image_size: str | None = None
     variants: int = 1
+    checks: dict[str, Any] | None = None  # worker/checks/config.py; a row's column overrides
     output: Template | None = None
     output_field: str = "output"
     rows: Iterable[Row] = ()
@@ -80,6 +83,7 @@ class _Reader:
     def common(self, raw: dict[str, Any], options: SubmitOptions, settings: Settings) -> None:
         """Model, provider, priority, budget and output: options win over the manifest."""
         r = self.recipe
+        r.reuse_scope = options.reuse_scope
         model = options.model or raw.get("model", settings.model)
         model, msg = check.check_model(model)
         if msg:
@@ -148,6 +152,9 @@ class _Reader:
             if compiled is not None:
                 self.recipe.images.append((f"template.images[{index}]", compiled))
         self.template_options(tmpl)
+        self.recipe.checks, found = parse_checks(tmpl.get("checks"))
+        for fld, message in found:
+            self.problem(message, fld)
 
     def template_options(self, tmpl: dict[str, Any]) -> None:
         r = self.recipe

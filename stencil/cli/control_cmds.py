@@ -101,6 +101,9 @@ def register(app: typer.Typer) -> None:
         rejected: bool = typer.Option(
             False, "--rejected", help="Regenerate items a reviewer rejected."
         ),
+        qa_failed: bool = typer.Option(
+            False, "--qa-failed", help="Regenerate items that failed their checks."
+        ),
         as_json: bool = JSON_OPT,
     ) -> None:
         """Requeue ended items as new attempts (all unsuccessful ones when no kind is given)."""
@@ -114,7 +117,11 @@ def register(app: typer.Typer) -> None:
         settings = ready()
         with session_scope() as session:
             result = control.retry(
-                session=session, request_id=request_id, kinds=kinds, rejected=rejected
+                session=session,
+                request_id=request_id,
+                kinds=kinds,
+                rejected=rejected,
+                qa_failed=qa_failed,
             )
         _show(result, as_json)
         if result.changed and not as_json and result.request_id.startswith("b_"):

@@ -53,7 +53,8 @@ def follow(
                 spend=view["cost_usd"],
                 state=view["status"],
             )
-            if view["ended"] >= view["total"] or view["status"] == "stopped":
+            checked = not view.get("checks_pending")  # automatic checks run after the images
+            if (view["ended"] >= view["total"] and checked) or view["status"] == "stopped":
                 return view
             if timeout_s is not None and elapsed > timeout_s:
                 return view

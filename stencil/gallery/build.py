@@ -38,6 +38,7 @@ NO_IMAGE_REASON = {
     ItemStatus.running.value: "being generated",
     ItemStatus.cancelled.value: "cancelled before it was generated",
     ItemStatus.budget_exhausted.value: "the batch budget could not cover it",
+    ItemStatus.pending_deps.value: "waiting for the image of an item it depends on",
 }
 
 
@@ -140,6 +141,8 @@ def _card(
         cost_usd=micros_to_usd(item.cost_micros),
         prompt=item.prompt,
         version=item.output_key,
+        qa=item.qa if item.status == ItemStatus.succeeded.value else None,
+        qa_note=item.qa_note,
     )
     if item.status != ItemStatus.succeeded.value:
         return replace(card, reason=_reason(item))

@@ -43,6 +43,7 @@
   }
   function matches(it) {
     if (filter === "all") return true;
+    if (filter.startsWith("qa:")) return (it.q || "none") === filter.slice(3);
     if (filter.startsWith("review:")) {
       const want = filter.slice(7);
       const mark = marks[it.id] ? marks[it.id].m : "none";
@@ -78,7 +79,13 @@
     const meta = el("div", "meta");
     meta.append(el("span", "key", it.k), el("span", "var", "#" + it.v), el("span", "badge", it.s),
       el("span", "cost", "$" + it.c.toFixed(4)));
+    if (it.q) {
+      const qa = el("span", "qa qa-" + it.q, "checks " + it.q);
+      if (it.qn) qa.title = it.qn;
+      meta.append(qa);
+    }
     node.append(media, meta);
+    if (it.q === "failed" && it.qn) node.append(el("p", "qa-note", it.qn));
     if (it.s === "succeeded") {
       const actions = el("div", "actions");
       const approve = el("button", "approve", "Approve");

@@ -39,6 +39,8 @@ class Card:
     reason: str | None = None
     review: str | None = None
     review_note: str | None = None
+    qa: str | None = None  # automatic checks: pending | passed | failed
+    qa_note: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -58,6 +60,8 @@ class Card:
             body["r"] = self.reason
         if self.review:
             body.update(m=self.review, n=self.review_note or "")
+        if self.qa:
+            body.update(q=self.qa, qn=self.qa_note or "")
         return body
 
 
