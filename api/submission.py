@@ -136,39 +136,19 @@ def shown(problem: Problem, upload: Upload) -> Problem:
 
 
 def accepted(sub: Submission, batch: Batch, links: Links, upload: Upload) -> dict[str, Any]:
-    plan = sub.plan
+    summary = sub.summary()
+    del summary["samples"]
     return {
         "request_id": batch.id,
         "status": batch.status,
         **links.request_urls(batch.id),
-        "name": plan.name,
-        "provider": plan.provider,
-        "model": plan.model,
-        "preview": plan.provider == "preview",
-        "items": sub.items,
-        "reused": sub.reused,
-        "estimated_cost_usd": micros_to_usd(sub.estimated_micros),
-        "estimated_cost_on_model_usd": micros_to_usd(sub.model_estimate_micros),
+        **summary,
+        # the tenant's cap may have lowered the budget the manifest asked for
         "budget_usd": None if batch.budget_micros is None else micros_to_usd(batch.budget_micros),
         "webhook_url": upload.webhook_url,
-        "warnings": plan.warnings,
         "created_at": batch.created_at.isoformat(),
     }
 
 
 def dry_run_body(sub: Submission) -> dict[str, Any]:
-    plan = sub.plan
-    return {
-        "dry_run": True,
-        "name": plan.name,
-        "provider": plan.provider,
-        "model": plan.model,
-        "preview": plan.provider == "preview",
-        "items": sub.items,
-        "reused": sub.reused,
-        "estimated_cost_usd": micros_to_usd(sub.estimated_micros),
-        "estimated_cost_on_model_usd": micros_to_usd(sub.model_estimate_micros),
-        "budget_usd": None if plan.budget_micros is None else micros_to_usd(plan.budget_micros),
-        "warnings": plan.warnings,
-        "samples": sub.samples,
-    }
+    return {"dry_run": True, **sub.summary()}

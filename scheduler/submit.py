@@ -30,6 +30,7 @@ from models.tables import Batch, Item
 from scheduler.chains import link_rows, resolve_reused, settle_batch
 from scheduler.manifest import ItemSpec, Plan, SubmitOptions, load_plan
 from scheduler.ownership import KeyPlan, plan_keys, write_claims
+from stencil.catalog import micros_to_usd
 from stencil.errors import InputError, ObjectMissing
 from stencil.ids import IdKind, new_id
 from stencil.settings import Settings
@@ -58,6 +59,23 @@ class Submission:
     @property
     def items(self) -> int:
         return len(self.plan.items)
+
+    def summary(self) -> dict[str, Any]:
+        """What the submit would do or did, for people and scripts (CLI and HTTP alike)."""
+        plan = self.plan
+        return {
+            "name": plan.name,
+            "provider": plan.provider,
+            "model": plan.model,
+            "preview": plan.provider == "preview",
+            "items": self.items,
+            "reused": self.reused,
+            "estimated_cost_usd": micros_to_usd(self.estimated_micros),
+            "estimated_cost_on_model_usd": micros_to_usd(self.model_estimate_micros),
+            "budget_usd": None if plan.budget_micros is None else micros_to_usd(plan.budget_micros),
+            "warnings": plan.warnings,
+            "samples": self.samples,
+        }
 
 
 def load(path: Path, *, options: SubmitOptions, settings: Settings, s3_refs: bool = True) -> Plan:

@@ -35,23 +35,11 @@ def _options(
 
 
 def _summary(sub: Submission) -> dict[str, Any]:
-    from stencil.catalog import micros_to_usd
 
-    plan = sub.plan
     return {
-        "request_id": None if sub.dry_run else plan.batch_id,
+        "request_id": None if sub.dry_run else sub.batch_id,
         "dry_run": sub.dry_run,
-        "name": plan.name,
-        "provider": plan.provider,
-        "model": plan.model,
-        "items": sub.items,
-        "reused": sub.reused,
-        "estimated_cost_usd": micros_to_usd(sub.estimated_micros),
-        "estimated_cost_on_model_usd": micros_to_usd(sub.model_estimate_micros),
-        "budget_usd": None if plan.budget_micros is None else micros_to_usd(plan.budget_micros),
-        "warnings": plan.warnings,
-        "samples": sub.samples,
-        "preview": plan.provider == "preview",
+        **sub.summary(),
     }
 
 
