@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.statuses import BatchStatus, ItemStatus
+from models.statuses import BatchStatus, ItemStatus, QaState
 
 
 class _Open(BaseModel):
@@ -52,6 +52,13 @@ class ItemError(BaseModel):
     message: str | None
 
 
+class ItemChecks(BaseModel):
+    """The automatic checks of an item's image (the manifest's ``template.checks``)."""
+
+    state: QaState
+    note: str | None = Field(description="why they failed: each reason, with the text read")
+
+
 class ItemView(_Open):
     """One item: one image of one row."""
 
@@ -65,6 +72,9 @@ class ItemView(_Open):
     cost_usd: float
     attempts: int
     error: ItemError | None
+    checks: ItemChecks | None = Field(
+        None, description="null when the item has no checks; pending until its image is checked"
+    )
 
 
 class RequestView(_Open):
@@ -131,6 +141,7 @@ class RetryFilter(BaseModel):
     blocked: bool = False
     no_image: bool = False
     rejected: bool = False
+    qa_failed: bool = False
 
 
 class WebhookAttemptView(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,11 +87,15 @@ def run_stencil(
     tag: str,
     extra_env: dict[str, str] | None = None,
     timeout_s: float = 900,
+    manifest: Path | None = None,
+    after: Callable[[psycopg.Connection[Any], str], dict[str, Any]] | None = None,
 ) -> Run:
-    """Submit ``n`` items to a fresh fleet and measure until every item has ended."""
+    """Submit ``n`` items to a fresh fleet and measure until every item has ended; ``manifest``
+    replaces the plain CSV, ``after`` measures more before the fleet stops (into ``extra``)."""
     database = stack.fresh_database()
     env = stack.env(database, **(extra_env or {}))
-    manifest = write_csv(stack.dir / f"{tag}.csv", n, tag)
+    manifest = manifest or write_csv(stack.dir / f"{tag}.csv", n, tag)
+    more: dict[str, Any] = {}
     fleet = stack.start_fleet(env, workers=workers, concurrency=concurrency)
     emulator = stack.emu.client
     driver = CapacityDriver(emulator, schedule)
@@ -119,6 +124,8 @@ def run_stencil(
             window = sampler.stop()
             stats = emulator.stats()
             succeeded, wall, latencies = _outcomes(conn, batch_id, _utc(created[0]))
+            if after is not None:
+                more = after(conn, batch_id)
     finally:
         driver.stop()
         fleet.stop()
@@ -136,7 +143,7 @@ def run_stencil(
         applied=list(driver.applied),
         cpu_s=cpu1 - cpu0,
         window=window,
-        extra={"machine_cpu_busy": _busy(machine0, machine1)},
+        extra={"machine_cpu_busy": _busy(machine0, machine1), **more},
     )
 
 

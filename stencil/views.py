@@ -159,6 +159,8 @@ def result_rows(
             "error": f"{item.error_kind}: {item.error_message}" if view["error"] else "",
             "review": item.review or "",
             "review_note": item.review_note or "",
+            "qa": item.qa or "",  # automatic checks: pending, passed or failed ("" unchecked)
+            "qa_note": item.qa_note or "",
             "reused_from": item.reused_from or "",
             "preview": view["preview"],
         }

@@ -73,7 +73,8 @@ def resume(request: Request, request_id: str, caller: CallerDep) -> Response:
 @router.post("/{request_id}/retry", responses=ANSWERS, openapi_extra=RETRY_BODY)
 async def retry(request: Request, request_id: str, caller: CallerDep) -> Response:
     """Requeue ended items as new attempts: `{"failed": true, "blocked": true, "no_image": true,
-    "rejected": true}` choose which (none: every unsuccessful one), as the CLI's flags."""
+    "rejected": true, "qa_failed": true}` choose which (none: every unsuccessful one), as the
+    CLI's flags; `qa_failed` regenerates the items whose automatic checks failed."""
     raw = await request.body()
     chosen = _filter(raw)
     kinds = [k for k in ("failed", "blocked", "no_image") if getattr(chosen, k)]
@@ -81,7 +82,11 @@ async def retry(request: Request, request_id: str, caller: CallerDep) -> Respons
     def act(session: Session) -> tuple[int, dict[str, Any]]:
         owned_batch_of(session, caller, request_id)
         result = control.retry(
-            session=session, request_id=request_id, kinds=kinds, rejected=chosen.rejected
+            session=session,
+            request_id=request_id,
+            kinds=kinds,
+            rejected=chosen.rejected,
+            qa_failed=chosen.qa_failed,
         )
         return 200, asdict(result)
 

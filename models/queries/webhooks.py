@@ -24,11 +24,11 @@ from models.api_tables import (
     WebhookEndpoint,
 )
 from models.base import utcnow
-from models.statuses import BatchStatus, ItemStatus
+from models.statuses import BatchStatus, ItemStatus, QaState
 from models.tables import Batch, Item
 from stencil.catalog import micros_to_usd
 
-COMPLETED = "request.completed"  # every item has ended (counts and cost in data)
+COMPLETED = "request.completed"  # every item has ended (counts, checks and cost in data)
 FAILED = "request.failed"  # the request stopped: credentials, budget or cancelled
 EVENTS = (COMPLETED, FAILED)
 
@@ -93,6 +93,17 @@ def _counts(session: Session, batch_id: str) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
+def _check_counts(session: Session, batch_id: str) -> dict[str, int]:
+    """Images whose automatic checks passed, failed (or have not run: a stopped request)."""
+    rows = session.execute(
+        select(Item.qa, func.count())
+        .where(Item.batch_id == batch_id, Item.qa.is_not(None))
+        .group_by(Item.qa)
+    ).all()
+    found = {str(state): int(count) for state, count in rows}
+    return {state.value: found.get(state.value, 0) for state in QaState}
+
+
 def _enqueue(
     session: Session, batch: Batch, event: str, counts: dict[str, int], *, reason: str | None
 ) -> None:
@@ -117,6 +128,7 @@ def _enqueue(
         "stop_reason": batch.stop_reason,
         "total": sum(counts.values()),
         "counts": dict(sorted(counts.items())),
+        "checks": _check_counts(session, batch.id),
         "cost_usd": micros_to_usd(batch.spent_micros),
         "estimated_cost_usd": micros_to_usd(batch.estimated_micros),
         "created_at": batch.created_at.isoformat(),

@@ -32,6 +32,7 @@ from scheduler.manifest.templates import (
     compile_template,
 )
 from stencil.catalog import estimate_micros
+from worker.checks.config import for_csv_row as checks_for_csv_row
 from worker.checks.config import for_row as checks_for_row
 from worker.checks.text import MAX_EXPECTED_CHARS
 
@@ -108,7 +109,12 @@ class Builder:
         ctx["batch"] = self.batch_id
         ctx["row"] = ordinal
         aspect, size, variants = self._overrides(row.values)
-        checks, checks_problem = checks_for_row(self.recipe.checks, row.values.get("checks"))
+        template_checks = self.recipe.checks
+        if self.recipe.csv_form:  # the CSV form: a row's expect_text cell turns the text check on
+            template_checks, csv_problem = checks_for_csv_row(row.values.get("expect_text"))
+            if csv_problem:
+                self.problem(csv_problem, "expect_text")
+        checks, checks_problem = checks_for_row(template_checks, row.values.get("checks"))
         if checks_problem:
             self.problem(checks_problem, "checks")
         key = self._key(ctx)
@@ -146,10 +152,11 @@ class Builder:
         if compiled is None:
             compiled = compile_template(self.recipe.env, source)
             self._prompts["\0checks:" + source] = compiled
+        fld = "expect_text" if self.recipe.csv_form else "template.checks.expect_text"
         if isinstance(compiled, str):
-            self.problem(compiled, "template.checks.expect_text")
+            self.problem(compiled, fld)
             return None
-        text = self.render(compiled, ctx, "template.checks.expect_text", MAX_EXPECTED_CHARS)
+        text = self.render(compiled, ctx, fld, MAX_EXPECTED_CHARS)
         return None if text is None else {**checks, "expect_text": text.strip()}
 
     def _overrides(self, values: dict[str, Any]) -> tuple[str | None, str | None, int]:

@@ -91,7 +91,7 @@ def results_cmd(
         None, "-o", "--output-file", help="Write here instead of stdout."
     ),
 ) -> None:
-    """One line per item: key, request_id, status, storage key, URL, cost, error."""
+    """One line per item: key, request_id, status, storage key, URL, cost, error, checks."""
     from models.db import session_scope
     from stencil.cli.common import ready, storage_for
     from stencil.cli.output import write_csv, write_jsonl

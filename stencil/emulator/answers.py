@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from stencil.catalog import MODELS, ModelSpec, pixel_size
+from stencil.emulator.drawn import text_for, text_png
 
 TOKENS_PER_INLINE_IMAGE = 258
 TEXT_ANSWER = "I can describe the scene, but I did not draw an image for this request."
@@ -241,10 +242,17 @@ class Answer:
     output_tokens: int
 
 
-def image_answer(model: str, call: Call, pngs: PngCache, *, tiny: bool) -> Answer:
+def image_answer(
+    model: str, call: Call, pngs: PngCache, *, tiny: bool, text: str | None = None
+) -> Answer:
+    """The image answer; with ``text`` (the knob ``image_text``) the image shows that text."""
     spec = MODELS[model]
     width, height = (8, 8) if tiny else pixel_size(call.aspect_ratio, call.image_size)
-    data = pngs.get(width, height, colour_of(call.prompt))
+    if text is not None and not tiny:
+        shown = text_for(text, call.prompt)
+        data = text_png(width, height, PALETTE[colour_of(call.prompt)], shown)
+    else:
+        data = pngs.get(width, height, colour_of(call.prompt))
     output = spec.output_tokens(call.image_size)
     prompt = prompt_tokens(call)
     part = {"inlineData": {"mimeType": "image/png", "data": data}}

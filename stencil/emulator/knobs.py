@@ -37,6 +37,9 @@ class Knobs:
     forbidden_tokens: list[str] = field(default_factory=list)  # these get 403
     retired_models: list[str] = field(default_factory=list)  # these answer 404
     tiny_images: bool = False  # 8x8 PNGs, for overhead benchmarks
+    # text drawn on every image ("{prompt}": the call's prompt; [[MISSPELL]] in a prompt
+    # misspells it), for OCR checks; None: plain-colour images (see stencil/emulator/drawn.py)
+    image_text: str | None = None
     hostile: list[str] = field(default_factory=list)  # odd answers to give (HOSTILE_MODES)
     hostile_match: str | None = None  # only prompts containing this get them; None: every call
     long_field_chars: int = 10_000  # length of the fields that "long_fields" makes
@@ -57,7 +60,8 @@ class Knobs:
 
 def _coerce(name: str, value: Any, current: Any) -> Any:
     """Check one knob value against the type of its default (None allowed for optional ones)."""
-    if name in ("capacity", "rpm", "require_token", "seed", "hostile_match") and value is None:
+    optional = ("capacity", "rpm", "require_token", "seed", "hostile_match", "image_text")
+    if name in optional and value is None:
         return None
     if name in ("forbidden_tokens", "retired_models", "hostile"):
         return _coerce_list(name, value)
@@ -65,7 +69,9 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"knob {name!r} takes true or false")
         return value
-    if name in ("require_token", "hostile_match"):
+    if name == "image_text" and not (isinstance(value, str) and 0 < len(value) <= 400):
+        raise ValueError(f"knob {name!r} takes a string of 1 to 400 characters")
+    if name in ("require_token", "hostile_match", "image_text"):
         if not isinstance(value, str):
             raise ValueError(f"knob {name!r} takes a string")
         return value

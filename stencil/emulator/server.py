@@ -329,7 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(fault or "hostile_error", 503)
             return
         answer = marker_answer(model, call) or image_answer(
-            model, call, server.pngs, tiny=knobs.tiny_images
+            model, call, server.pngs, tiny=knobs.tiny_images, text=knobs.image_text
         )
         self._answer(model, answer, knobs)
 

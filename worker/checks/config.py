@@ -10,9 +10,11 @@ YAML ``template.checks`` is a mapping::
       expect_text: "{{ name }}"  # a template: this text must be read in the image (OCR)
       text_tolerance: 0.1 # edits allowed, as a fraction of the expected text (0 to 0.9)
 
-A row overrides it with a ``checks`` column: ``none`` (no checks for this row) or a comma list
-of check names (``size,blank``, ``text`` for the expected text), each with its default or the
-template's setting. ``expect_text`` is rendered per item by the manifest builder.
+The CSV form has no template: a row's ``expect_text`` cell gives the text check (see
+:func:`for_csv_row`). A row overrides the checks with a ``checks`` column: ``none`` (no checks
+for this row) or a comma list of check names (``size,blank``, ``text`` for the expected text),
+each with its default or the template's setting. ``expect_text`` is rendered per item by the
+manifest builder.
 """
 
 from __future__ import annotations
@@ -96,13 +98,25 @@ def for_row(template: dict[str, Any] | None, cell: Any) -> tuple[dict[str, Any] 
             f"unknown check {unknown[0]!r}; checks are {', '.join(NAMES)}, text or none",
         )
     if "text" in words and not (template or {}).get("expect_text"):
-        return template, "the text check needs template.checks.expect_text"
+        return (
+            template,
+            "the text check needs template.checks.expect_text (CSV form: an expect_text cell)",
+        )
     chosen = {word: (template or {}).get(word, _default(word)) for word in words if word != "text"}
     if "text" in words:
         chosen.update({k: v for k, v in (template or {}).items() if k in TEXT_FIELDS})
     if chosen and template and MAX_QA_RETRIES in template:
         chosen[MAX_QA_RETRIES] = template[MAX_QA_RETRIES]
     return chosen or None, None
+
+
+def for_csv_row(cell: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The CSV form's template checks for a row: its ``expect_text`` cell (a template over the
+    row's columns, like its ``prompt``) turns the text check on; blank: no checks."""
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        return None, None
+    found, problems = parse_template({"expect_text": cell})
+    return found, (problems[0][1] if problems else None)
 
 
 def qa_retryable(checks: dict[str, Any] | None) -> bool:

@@ -3,16 +3,21 @@ look for the expected text in it, allowing a number of edits the user sets as a 
 
 Both texts are compared case-folded, with punctuation dropped and whitespace collapsed; the
 expected text may be anywhere in what was read (a badge also shows a company name, say).
+
+Tesseract runs niced (:data:`OCR_NICE`) and on one thread (``OMP_THREAD_LIMIT=1`` unless set:
+half the CPU per image of its default threading), so checks take spare CPU, not the calls'.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 
 from PIL import Image
 
 OCR_TIMEOUT_S = 30
+OCR_NICE = 10  # below the scheduler's and workers' own work
 MAX_READ_CHARS = 2000  # what is compared and quoted; OCR of an image rarely reads more
 MAX_EXPECTED_CHARS = 200
 DEFAULT_TOLERANCE = 0.1  # edits allowed, as a fraction of the expected text's length
@@ -27,9 +32,12 @@ class OcrUnavailable(RuntimeError):
 def read_text(data: bytes) -> str:
     import pytesseract
 
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # pytesseract passes this process's env
     try:
         with Image.open(io.BytesIO(data)) as image:
-            text = pytesseract.image_to_string(image.convert("L"), timeout=OCR_TIMEOUT_S)
+            text = pytesseract.image_to_string(
+                image.convert("L"), timeout=OCR_TIMEOUT_S, nice=OCR_NICE
+            )
     except (pytesseract.TesseractNotFoundError, RuntimeError) as exc:
         raise OcrUnavailable(f"OCR is unavailable: {exc}") from exc
     return str(text)[:MAX_READ_CHARS]
