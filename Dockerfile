@@ -1,5 +1,9 @@
 # One image for every Stencil process: worker, scheduler, migrations and the CLI.
 FROM python:3.11-slim
+# Tesseract for the expect_text check (run by the scheduler); nothing else from Debian.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tesseract-ocr \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY stencil ./stencil
@@ -7,6 +11,7 @@ COPY worker ./worker
 COPY scheduler ./scheduler
 COPY models ./models
 COPY migrations ./migrations
+COPY api ./api
 RUN pip install --no-cache-dir . \
  && groupadd --system --gid 10001 stencil \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/stencil stencil \

@@ -100,3 +100,12 @@ def test_image_healthcheck_is_a_command_that_passes_on_a_healthy_setup(tmp_path:
         "database",
         "broker",
     ]
+
+
+def test_image_copies_every_package_the_project_installs() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {arg.split()[0].rstrip("/") for op, arg in _instructions() if op == "COPY"}
+    assert packages <= copied, f"the image would miss {sorted(packages - copied)}"
