@@ -81,24 +81,6 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
     return count
 
 
-def results_table(rows: list[dict[str, Any]], *, limit: int = 50) -> Table:
-    table = Table(show_lines=False)
-    for column in ("key", "variant", "status", "cost_usd", "storage_key / error"):
-        table.add_column(column)
-    for row in rows[:limit]:
-        detail = row["error"] or row["storage_key"]
-        table.add_row(
-            cell(row["key"]),
-            str(row["variant"]),
-            cell(row["status"]),
-            f"{row['cost_usd']:.4f}",
-            cell(detail),
-        )
-    if len(rows) > limit:
-        table.caption = f"{len(rows) - limit} more rows: see `stencil results`"
-    return table
-
-
 def kv_table(data: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")

@@ -61,6 +61,7 @@ def wait_cmd(
     from stencil.cli.common import ready, storage_for
     from stencil.cli.output import console, print_json, say
     from stencil.cli.progress import follow
+    from stencil.cli.summary import counts_line
 
     settings = ready()
     view = follow(
@@ -74,7 +75,7 @@ def wait_cmd(
         print_json(view)
     else:
         console.print(
-            f"{view['status']}: {view['counts']}  cost ${view['cost_usd']:.4f}",
+            f"{view['status']}: {counts_line(view['counts'])}  cost ${view['cost_usd']:.4f}",
             markup=False,
             highlight=False,
         )

@@ -176,7 +176,7 @@ def test_sigkill_of_run_leaves_no_worker_spending(
     run = start_run(env, tmp_path, str(manifest))
     wait_for_calls(emu, run, STARTED_CALLS)
     batch_id = run.batch_id()
-    emu.configure(latency_mean_s=1.5)  # the batch must not finish while we look
+    emu.configure(latency_mean_s=3.0)  # the batch must not finish while we look
     # while the run holds the batch, a second run of it is refused and resume says who runs it
     second = run_cli("run", batch_id, env=env, timeout=60)
     assert second.returncode == 1
