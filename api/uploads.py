@@ -77,7 +77,8 @@ async def read_upload(request: Request, folder: Path, tenant_id: str) -> Upload:
     raise ApiProblem(415, "send the manifest as application/json or multipart/form-data")
 
 
-async def _read_capped(request: Request, cap: int) -> bytes:
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The request body, refused with 413 past ``cap`` bytes (declared or streamed)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > cap:
         raise ApiProblem(413, f"the body is larger than {cap} bytes")
@@ -102,7 +103,7 @@ def _depth(value: Any, level: int = 0) -> int:
 
 
 async def _from_json(request: Request, folder: Path, tenant_id: str) -> Upload:
-    raw = await _read_capped(request, MAX_JSON_BYTES)
+    raw = await read_capped(request, MAX_JSON_BYTES)
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as exc:

@@ -34,7 +34,7 @@ from api.presenters import item_answer, request_view
 from api.problems import ApiProblem
 from api.submission import run_submit
 from api.tenancy import owned_batch
-from api.uploads import JSON_MANIFEST, JSON_ROWS, MAX_JSON_BYTES, Upload, bad
+from api.uploads import JSON_MANIFEST, JSON_ROWS, MAX_JSON_BYTES, Upload, bad, read_capped
 from models.db import session_scope
 from models.queries import items as item_queries
 from models.statuses import BatchStatus, ItemStatus
@@ -94,17 +94,7 @@ def read_inputs(body: Any, *, where: str = "body") -> Inputs:
 
 async def read_json(request: Request) -> tuple[Any, bytes]:
     """The body as JSON (``{}`` when empty), capped like ``/v1``'s JSON submits."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_JSON_BYTES:
-        raise ApiProblem(413, f"the body is larger than {MAX_JSON_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_JSON_BYTES:
-            raise ApiProblem(413, f"the body is larger than {MAX_JSON_BYTES} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_capped(request, MAX_JSON_BYTES)
     if not raw.strip():
         return {}, raw
     try:
